@@ -1,0 +1,43 @@
+# trainbox — every target does its own set-up; `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: help install run test test-fast lint bench appworld-data k8s-tools cluster-up cluster-down clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+install:  ## create every virtual environment (idempotent)
+	@bash scripts/install.sh
+
+run: install  ## set up and run the main job
+	@$(PY) -m trainbox_server.demo
+
+test: install k8s-tools  ## set up and run the whole test suite (what CI runs)
+	@$(PY) -m pytest -q tests
+
+test-fast: install  ## tests without the Kubernetes control plane
+	@$(PY) -m pytest -q -m "not k8s" tests
+
+lint: install  ## ruff + mypy
+	@.venv/bin/ruff check server sdk operator tests bench
+	@.venv/bin/ruff format --check server sdk operator tests bench
+	@.venv/bin/mypy
+
+bench: install  ## run the benchmarks; results land in bench/results/
+	@$(PY) bench/runtime_bench.py
+
+appworld-data: install  ## download AppWorld's task data (needs the internet)
+	@.venvs/appworld/bin/appworld download data --root "$${APPWORLD_ROOT:-$$HOME/.cache/trainbox/appworld}"
+
+k8s-tools:  ## build the Kubernetes test-bed binaries into ~/.cache/trainbox (idempotent)
+	@bash scripts/k8s-tools.sh
+
+cluster-up: install k8s-tools  ## start the local control plane for kubectl
+	@$(PY) -m tests.k8s.cluster up
+
+cluster-down:  ## stop it
+	@$(PY) -m tests.k8s.cluster down
+
+clean:  ## remove the venvs (the build cache in ~/.cache/trainbox stays)
+	rm -rf .venv .venvs

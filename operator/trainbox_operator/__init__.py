@@ -1,0 +1,1 @@
+"""trainbox control plane (see issue 5)."""

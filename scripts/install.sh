@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Creates (idempotently) every virtual environment the project needs, printing progress.
+#   .venv            the service, SDK, operator and dev tools (pytest, ruff, mypy)
+#   .venvs/bfcl      bfcl-eval without its ML dependencies: only what its environments and checker import
+#   .venvs/appworld  the AppWorld engine (its pins clash with ours, so it lives alone)
+# A stamp file per venv, keyed by the hash of its inputs, makes a re-run a no-op.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${TRAINBOX_CACHE:-$HOME/.cache/trainbox}
+PY=${TRAINBOX_PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+UV_VERSION=0.13.9
+UV=$CACHE/uv-$UV_VERSION/bin/uv
+only=${1:-all}
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+if [ ! -x "$UV" ]; then
+  step "bootstrapping uv $UV_VERSION into $CACHE"
+  "$PY" -m venv "$CACHE/uv-$UV_VERSION"
+  "$CACHE/uv-$UV_VERSION/bin/pip" install -q "uv==$UV_VERSION"
+fi
+
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+make_venv() {  # name dir inputs... -- install-command
+  local name=$1 dir=$2; shift 2
+  local inputs=()
+  while [ "$1" != "--" ]; do inputs+=("$1"); shift; done; shift
+  local want; want=$(stamp_of "${inputs[@]}")
+  if [ -f "$dir/.trainbox-stamp" ] && [ "$(cat "$dir/.trainbox-stamp")" = "$want" ]; then
+    step "$name venv up to date ($dir)"; return
+  fi
+  step "creating $name venv in $dir"
+  [ -x "$dir/bin/python" ] || "$UV" venv -q -p "$PY" "$dir"
+  VIRTUAL_ENV=$ROOT/$dir "$@"
+  echo "$want" > "$dir/.trainbox-stamp"
+  step "$name venv ready"
+}
+
+uvpip() { "$UV" pip install --python "$VIRTUAL_ENV/bin/python" "$@"; }
+
+install_dev() {
+  uvpip -e server -e sdk -e operator -r requirements/dev.txt
+}
+install_bfcl() {
+  uvpip -r requirements/bfcl.txt
+  uvpip --no-deps -r requirements/bfcl-nodeps.txt
+}
+install_appworld() {
+  bash scripts/install-appworld.sh "$UV" "$VIRTUAL_ENV"
+}
+
+want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+want dev && make_venv dev .venv server/pyproject.toml sdk/pyproject.toml operator/pyproject.toml requirements/dev.txt -- install_dev
+want bfcl && make_venv bfcl .venvs/bfcl requirements/bfcl.txt requirements/bfcl-nodeps.txt -- install_bfcl
+want appworld && make_venv appworld .venvs/appworld requirements/appworld.txt scripts/install-appworld.sh -- install_appworld
+exit 0

@@ -1,0 +1,11 @@
+"""Environment families: one adapter module per family, all speaking the protocol in ``base``.
+
+Adapter modules run inside worker processes started with the family's own interpreter, so this package
+and ``base`` import only the standard library; each adapter imports its engine lazily.
+"""
+
+# The only modules a worker will import for a family name: user input never reaches importlib.
+FAMILY_MODULES: dict[str, str] = {
+    "bfcl": "trainbox_server.envs.bfcl",
+    "appworld": "trainbox_server.envs.appworld",
+}

@@ -1,0 +1,113 @@
+"""The environment protocol every family implements, and the errors an adapter may raise.
+
+Runs inside worker processes: standard library only. Messages are OpenAI-style chat dicts
+(``{"role": ..., "content": ..., "tool_calls": [...]}``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Message = dict[str, Any]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Created:
+    """What ``create`` returns: the initial messages (system prompt + user query) and task info."""
+
+    messages: list[Message]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    """One step's outcome: observation messages, the step reward, whether the episode ended, extras."""
+
+    messages: list[Message]
+    reward: float = 0.0
+    terminated: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluation:
+    """The reward (sparse: 0/1 pass; dense: documented partial credit) and the checker's details."""
+
+    reward: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class EnvError(Exception):
+    """Root of the errors an adapter raises on purpose. ``kind`` is the wire name of the error."""
+
+    kind = "env_error"
+
+
+class UnknownSplit(EnvError):
+    kind = "unknown_split"
+
+
+class UnknownTask(EnvError):
+    kind = "unknown_task"
+
+
+class UnsupportedTask(EnvError):
+    """The task exists but cannot run here (e.g. needs the internet or a model download)."""
+
+    kind = "unsupported_task"
+
+
+class InvalidAction(EnvError):
+    """The assistant message could not be turned into an action (no code, unparsable call, bad args)."""
+
+    kind = "invalid_action"
+
+
+class EpisodeOver(EnvError):
+    """A step after the episode terminated."""
+
+    kind = "episode_over"
+
+
+class DataMissing(EnvError):
+    """The family's data is not installed; the message names the command that installs it."""
+
+    kind = "data_missing"
+
+
+class Instance(Protocol):
+    """One live episode of a task."""
+
+    def step(self, message: Message) -> StepResult: ...
+
+    def evaluate(self, params: dict[str, Any]) -> Evaluation: ...
+
+    def close(self) -> None: ...
+
+
+class Family(Protocol):
+    """An environment family (BFCL, AppWorld): lists tasks and creates instances."""
+
+    name: str
+    # How many instances one worker process may host (AppWorld: 1; BFCL: many).
+    max_instances_per_process: int
+
+    def task_ids(self, split: str) -> list[str]: ...
+
+    def create(self, task_id: str, params: dict[str, Any]) -> tuple[Created, Instance]: ...
+
+
+def load_family(name: str) -> Family:
+    """Instantiate the family adapter for ``name`` (a key of ``FAMILY_MODULES``)."""
+    import importlib
+
+    from trainbox_server.envs import FAMILY_MODULES
+
+    if name not in FAMILY_MODULES:
+        raise EnvError(f"unknown environment {name!r}; known: {sorted(FAMILY_MODULES)}")
+    module = importlib.import_module(FAMILY_MODULES[name])
+    family: Family = module.make_family()
+    return family
