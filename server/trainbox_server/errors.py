@@ -1,0 +1,133 @@
+"""The data plane's exceptions: one root, a precise subclass per thing that can go wrong.
+
+    TrainboxError                     root; ``kind`` is the wire name, ``status`` the HTTP status
+    ├── RequestError                  the caller sent something we cannot serve (4xx)
+    │   ├── UnknownEnvironment        404  env type not served here
+    │   ├── UnknownSplit              404
+    │   ├── UnknownTask               404
+    │   ├── UnknownInstance           404  never existed, or released
+    │   ├── DuplicateInstance         409  an instance id already in use
+    │   ├── InvalidAction             422  no code / unparsable call / wrong arguments
+    │   ├── UnsupportedTask           422  exists but cannot run offline (BFCL memory_*, web_search)
+    │   └── EpisodeOver               409  step after the episode terminated
+    └── InfraError                    not the model's fault: a trainer should drop the rollout
+        ├── StepTimeout               504  the call ran past its timeout; its worker was replaced
+        ├── InstanceLost              410  its worker died (exit, kill, memory); the instance is gone
+        ├── EnvironmentUnavailable    503  family not installed, or its data missing
+        ├── CapacityExceeded          429  admission control: retry after ``retry_after`` seconds
+        └── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
+"""
+
+from __future__ import annotations
+
+
+class TrainboxError(Exception):
+    kind = "error"
+    status = 500
+    infra = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "message": self.message, "infra": self.infra}
+
+
+class RequestError(TrainboxError):
+    kind = "bad_request"
+    status = 400
+
+
+class UnknownEnvironment(RequestError):
+    kind = "unknown_environment"
+    status = 404
+
+
+class UnknownSplit(RequestError):
+    kind = "unknown_split"
+    status = 404
+
+
+class UnknownTask(RequestError):
+    kind = "unknown_task"
+    status = 404
+
+
+class UnknownInstance(RequestError):
+    kind = "unknown_instance"
+    status = 404
+
+
+class DuplicateInstance(RequestError):
+    kind = "duplicate_instance"
+    status = 409
+
+
+class InvalidAction(RequestError):
+    kind = "invalid_action"
+    status = 422
+
+
+class UnsupportedTask(RequestError):
+    kind = "unsupported_task"
+    status = 422
+
+
+class EpisodeOver(RequestError):
+    kind = "episode_over"
+    status = 409
+
+
+class InfraError(TrainboxError):
+    kind = "infra_error"
+    status = 500
+    infra = True
+
+
+class StepTimeout(InfraError):
+    kind = "timeout"
+    status = 504
+
+
+class InstanceLost(InfraError):
+    kind = "instance_lost"
+    status = 410
+
+
+class EnvironmentUnavailable(InfraError):
+    kind = "environment_unavailable"
+    status = 503
+
+
+class CapacityExceeded(InfraError):
+    kind = "capacity_exceeded"
+    status = 429
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EnvironmentFailure(InfraError):
+    kind = "environment_failure"
+    status = 500
+
+
+# Worker-side error kinds (``envs.base.EnvError.kind``) mapped to the errors the runtime raises.
+FROM_WORKER_KIND: dict[str, type[TrainboxError]] = {
+    "unknown_split": UnknownSplit,
+    "unknown_task": UnknownTask,
+    "unsupported_task": UnsupportedTask,
+    "invalid_action": InvalidAction,
+    "episode_over": EpisodeOver,
+    "data_missing": EnvironmentUnavailable,
+    "out_of_memory": InstanceLost,
+    "worker_exit": InstanceLost,
+    "env_internal": EnvironmentFailure,
+    "env_error": RequestError,
+}
+
+
+def from_worker(kind: str, message: str) -> TrainboxError:
+    return FROM_WORKER_KIND.get(kind, EnvironmentFailure)(message)

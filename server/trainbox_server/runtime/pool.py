@@ -1,0 +1,215 @@
+"""Worker pools, one per family: warm pre-started processes, placement of instances, replacement.
+
+Two placement modes, chosen by what the family's worker reports (``max_instances``):
+
+* many instances per process (BFCL): instances spread over up to ``processes`` workers, least-loaded first;
+* one instance per process (AppWorld): each create takes a warm, pre-imported worker; closing the
+  instance retires its process (no state can leak into the next episode).
+
+The pool keeps ``warm`` idle processes ready (plus one per waiting create) and refills in the background.
+A process that dies is dropped; the runtime turns its instances into ``InstanceLost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from trainbox_server.errors import EnvironmentUnavailable, InfraError
+from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FamilyConfig:
+    """Tunables of one family's pool. Defaults suit a 2-core machine."""
+
+    name: str
+    python: str = ""
+    warm: int = 1
+    processes: int = 2
+    max_instances_per_process: int = 0  # 0: what the family reports
+    step_timeout: float = 30.0
+    create_timeout: float = 120.0
+    memory_mb: int = 4096
+    max_concurrent_starts: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+
+    def spec(self) -> WorkerSpec:
+        return WorkerSpec(
+            family=self.name,
+            python=self.python or default_python(self.name),
+            memory_mb=self.memory_mb,
+            start_timeout=self.create_timeout,
+            env=self.env,
+        )
+
+
+class FamilyPool:
+    """The processes of one family. ``acquire`` gives a worker with room for one more instance."""
+
+    def __init__(self, config: FamilyConfig, on_worker_death: Callable[[WorkerProcess], None]) -> None:
+        self.config = config
+        self.spec = config.spec()
+        self._on_worker_death = on_worker_death
+        self.idle: collections.deque[WorkerProcess] = collections.deque()
+        self.active: list[WorkerProcess] = []
+        self.starting = 0
+        self.waiters = 0
+        self.start_error = ""
+        self._retry_at = 0.0  # after a failed start, no new start before this (monotonic) time
+        self._failures = 0
+        self.hits = 0
+        self.misses = 0
+        self._changed = asyncio.Event()
+        self._start_slots = asyncio.Semaphore(config.max_concurrent_starts)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._multi: bool | None = None  # learnt from the first worker's ready message
+
+    def check_installed(self) -> None:
+        if not os.path.exists(self.spec.python):
+            raise EnvironmentUnavailable(
+                f"environment {self.config.name!r} is not installed here (no interpreter at "
+                f"{self.spec.python}); run `make install` or set TRAINBOX_PYTHON_{self.config.name.upper()}"
+            )
+
+    def start(self) -> None:
+        self.check_installed()
+        self._refill()
+
+    @property
+    def workers(self) -> list[WorkerProcess]:
+        return [*self.idle, *self.active]
+
+    async def acquire(self, instance_id: str) -> WorkerProcess:
+        """A live worker with a slot reserved for ``instance_id``."""
+        self.check_installed()
+        if self._multi:
+            worker = self._least_loaded_with_room()
+            if worker is not None:
+                worker.instances.add(instance_id)
+                return worker
+        worker = await self._take_idle()
+        worker.instances.add(instance_id)
+        if worker.max_instances > 1:
+            self._multi = True
+        self.active.append(worker)
+        return worker
+
+    def _least_loaded_with_room(self) -> WorkerProcess | None:
+        live = [w for w in self.active if not w.dead]
+        cap = self.config.max_instances_per_process
+        room = [w for w in live if len(w.instances) < (cap or w.max_instances)]
+        if not room or (len(live) < self.config.processes and all(w.instances for w in room)):
+            return None  # bring another process into service
+        return min(room, key=lambda w: len(w.instances))
+
+    async def _take_idle(self) -> WorkerProcess:
+        self.waiters += 1
+        try:
+            if not self.idle:
+                self.misses += 1
+            else:
+                self.hits += 1
+            while True:
+                while self.idle:
+                    worker = self.idle.popleft()
+                    if not worker.dead:
+                        return worker
+                if self.start_error and not self.starting:
+                    raise EnvironmentUnavailable(
+                        f"could not start a {self.config.name!r} worker: {self.start_error}"
+                    )
+                self._refill()
+                self._changed.clear()
+                await self._changed.wait()
+        finally:
+            self.waiters -= 1
+            self._refill()
+
+    def instance_closed(self, worker: WorkerProcess, instance_id: str) -> None:
+        worker.instances.discard(instance_id)
+        if worker.instances:
+            return
+        surplus = sum(not w.dead for w in self.active) > self.config.processes
+        if worker.max_instances <= 1 or surplus:
+            self._retire(worker)
+
+    async def any_worker(self) -> WorkerProcess:
+        """A worker to ask family-wide questions (the task list); keeps it in the pool."""
+        for worker in self.workers:
+            if not worker.dead:
+                return worker
+        worker = await self._take_idle()
+        self.idle.appendleft(worker)
+        return worker
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        with contextlib.suppress(ValueError):
+            self.active.remove(worker)
+        self._spawn_task(worker.stop())
+        self._refill()
+
+    def worker_died(self, worker: WorkerProcess) -> None:
+        with contextlib.suppress(ValueError):
+            self.active.remove(worker)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(worker)
+        log.warning("%s worker %s died: %s", self.config.name, worker.pid, worker.death_reason)
+        self._refill()
+
+    def _refill(self) -> None:
+        if self._closed or (self.start_error and time.monotonic() < self._retry_at):
+            return
+        want = self.config.warm + self.waiters
+        while len(self.idle) + self.starting < want:
+            self.starting += 1
+            self._spawn_task(self._start_one())
+
+    async def _start_one(self) -> None:
+        try:
+            async with self._start_slots:
+                worker = await WorkerProcess.start(self.spec)
+            worker.on_death = self._death_hook
+            if self._closed:
+                await worker.stop()
+                return
+            self.idle.append(worker)
+            self.start_error, self._failures = "", 0
+        except (InfraError, TimeoutError, OSError) as exc:
+            # Back off exponentially: a family that cannot start must not spin, and waiters get the error.
+            self.start_error = str(exc) or type(exc).__name__
+            self._failures += 1
+            self._retry_at = time.monotonic() + min(30.0, 0.5 * 2**self._failures)
+        finally:
+            self.starting -= 1
+            self._changed.set()
+
+    def _death_hook(self, worker: WorkerProcess) -> None:
+        self.worker_died(worker)
+        self._on_worker_death(worker)
+
+    def _spawn_task(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        self._closed = True
+        workers = self.workers
+        self.idle.clear()
+        self.active.clear()
+        for worker in workers:
+            worker.on_death = None
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,196 @@
+"""Parent side of one worker process: spawn it, send framed requests, match replies, notice its death.
+
+A request that outlives its timeout kills the process (there is no safe way to stop Python code that is
+running): pending requests fail as ``StepTimeout`` (the one that timed out) or ``InstanceLost`` (the rest).
+The stderr of the process is kept as a short tail for the logs; none of it is sent to clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainbox_server.errors import InstanceLost, StepTimeout, TrainboxError, from_worker
+from trainbox_server.runtime.framing import HEADER, decode_length, encode
+
+log = logging.getLogger(__name__)
+
+SERVER_DIR = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass
+class WorkerSpec:
+    """How to start a worker of one family."""
+
+    family: str
+    python: str
+    memory_mb: int = 0
+    start_timeout: float = 120.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class WorkerProcess:
+    """One live worker process. Create with ``await WorkerProcess.start(spec)``."""
+
+    def __init__(self, spec: WorkerSpec, proc: asyncio.subprocess.Process) -> None:
+        self.spec = spec
+        self.proc = proc
+        self.pid = proc.pid
+        self.info: dict[str, Any] = {}
+        self.instances: set[str] = set()
+        self.dead = False
+        self.death_reason = ""
+        self.on_death: Callable[[WorkerProcess], None] | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=50)
+        self._tasks = [
+            asyncio.create_task(self._read_replies()),
+            asyncio.create_task(self._read_stderr()),
+        ]
+
+    @classmethod
+    async def start(cls, spec: WorkerSpec) -> WorkerProcess:
+        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (SERVER_DIR, env.get("PYTHONPATH", "")) if p)
+        if spec.memory_mb:
+            env["TRAINBOX_WORKER_MEMORY_MB"] = str(spec.memory_mb)
+        proc = await asyncio.create_subprocess_exec(
+            spec.python, "-m", "trainbox_server.runtime.worker", spec.family,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env, start_new_session=True, limit=1 << 20,
+        )  # fmt: skip
+        worker = cls(spec, proc)
+        try:
+            worker.info = await asyncio.wait_for(asyncio.shield(worker._ready), spec.start_timeout)
+        except (TimeoutError, TrainboxError) as exc:
+            worker.kill("did not start")
+            tail = " | ".join(list(worker.stderr_tail)[-5:])
+            log.error("worker %s/%s failed to start: %s; stderr: %s", spec.family, worker.pid, exc, tail)
+            raise
+        return worker
+
+    @property
+    def max_instances(self) -> int:
+        return int(self.info.get("max_instances", 1))
+
+    async def request(self, op: str, args: dict[str, Any], timeout: float | None) -> Any:
+        if self.dead:
+            raise InstanceLost(f"worker {self.pid} is gone ({self.death_reason})")
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(encode({"id": request_id, "op": op, "args": args}))
+            await self.proc.stdin.drain()
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            self.kill(f"{op} ran past its {timeout:g} s timeout")
+            raise StepTimeout(
+                f"{op} ran past its {timeout:g} s timeout; the worker was stopped and replaced"
+            ) from None
+        except (BrokenPipeError, ConnectionResetError):
+            self._die("its pipe closed")
+            raise InstanceLost(f"worker {self.pid} is gone ({self.death_reason})") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    def kill(self, reason: str) -> None:
+        """Stop the process now (SIGKILL to its whole session) and fail everything pending on it."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+        self._die(reason)
+
+    async def stop(self) -> None:
+        """Graceful stop: close its stdin (the worker exits on EOF), then kill if it lingers."""
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2.0)
+        except TimeoutError:
+            pass
+        self.kill("stopped")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.proc.wait(), 5.0)
+        for task in self._tasks:
+            task.cancel()
+
+    def _die(self, reason: str) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        self.death_reason = reason
+        lost = InstanceLost(f"the worker hosting this instance died ({reason})")
+        if not self._ready.done():
+            self._ready.set_exception(lost)
+            self._ready.exception()  # mark retrieved: start() may not be awaiting it any more
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(lost)
+                future.exception()
+        if self.on_death is not None:
+            self.on_death(self)
+
+    async def _read_replies(self) -> None:
+        reader = self.proc.stdout
+        assert reader is not None
+        try:
+            while True:
+                length = decode_length(await reader.readexactly(HEADER.size))
+                self._deliver(json.loads(await reader.readexactly(length)))
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            pass
+        except Exception:
+            log.exception("worker %s sent an unreadable frame", self.pid)
+        code = await self.proc.wait()
+        self._die(_describe_exit(code))
+
+    def _deliver(self, reply: dict[str, Any]) -> None:
+        if reply.get("id") == 0 and not self._ready.done():
+            self._ready.set_result(reply["result"])
+            return
+        future = self._pending.get(reply.get("id", -1))
+        if future is None or future.done():
+            return
+        if reply.get("ok"):
+            future.set_result(reply.get("result"))
+        else:
+            error = reply.get("error") or {}
+            future.set_exception(from_worker(error.get("kind", ""), error.get("message", "")))
+        if reply.get("fatal"):  # the worker is about to exit: route nothing more to it
+            self.kill(str((reply.get("error") or {}).get("message", "fatal error")))
+
+    async def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            text = line.decode(errors="replace").rstrip()
+            self.stderr_tail.append(text)
+            log.debug("worker %s/%s: %s", self.spec.family, self.pid, text)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        return f"killed by {name}"
+    return f"exited with code {code}"
+
+
+def default_python(family: str) -> str:
+    """The family's interpreter: ``TRAINBOX_PYTHON_<FAMILY>``, else the repo's ``.venvs/<family>``."""
+    override = os.environ.get(f"TRAINBOX_PYTHON_{family.upper()}")
+    if override:
+        return override
+    return str(Path(SERVER_DIR).parent / ".venvs" / family / "bin" / "python")

@@ -1,0 +1,232 @@
+"""The environment runtime: routes list/create/step/evaluate/close to the family pools' worker processes.
+
+It owns the instance table (instance id → worker) and remembers, for a while, instances that were lost
+with their worker, so a later call says *lost* (infrastructure) rather than *unknown* (caller error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from trainbox_server.envs import FAMILY_MODULES
+from trainbox_server.envs.base import SPLITS, Evaluation, Message, StepResult
+from trainbox_server.errors import (
+    DuplicateInstance,
+    InstanceLost,
+    StepTimeout,
+    UnknownEnvironment,
+    UnknownInstance,
+    UnknownSplit,
+)
+from trainbox_server.runtime.pool import FamilyConfig, FamilyPool
+from trainbox_server.runtime.process import WorkerProcess
+
+LOST_MEMORY = 100_000  # how many lost instance ids are remembered
+
+
+def default_families() -> dict[str, FamilyConfig]:
+    return {
+        "bfcl": FamilyConfig("bfcl", warm=2, processes=2, memory_mb=4096),
+        "appworld": FamilyConfig("appworld", warm=2, processes=1, memory_mb=4096),
+    }
+
+
+@dataclass
+class RuntimeConfig:
+    families: dict[str, FamilyConfig] = field(default_factory=default_families)
+    # Families to pre-start at ``start()``; others start on first use.
+    prestart: tuple[str, ...] = ()
+
+
+@dataclass
+class CreatedInstance:
+    instance_id: str
+    family: str
+    task_id: str
+    messages: list[Message]
+    info: dict[str, Any]
+    worker_pid: int
+
+
+class Runtime:
+    """``async with Runtime(config) as rt: ...`` — see the module docstring."""
+
+    def __init__(self, config: RuntimeConfig | None = None) -> None:
+        self.config = config or RuntimeConfig()
+        self.pools: dict[str, FamilyPool] = {}
+        self.instances: dict[str, tuple[FamilyPool, WorkerProcess]] = {}
+        self.lost: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._task_cache: dict[tuple[str, str], list[str]] = {}
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close_all()
+
+    async def start(self) -> None:
+        for name in self.config.prestart:
+            self._pool(name).start()
+
+    def families(self) -> list[str]:
+        return sorted(name for name in self.config.families if name in FAMILY_MODULES)
+
+    def _pool(self, family: str) -> FamilyPool:
+        pool = self.pools.get(family)
+        if pool is None:
+            config = self.config.families.get(family)
+            if config is None or family not in FAMILY_MODULES:
+                raise UnknownEnvironment(f"unknown environment {family!r}; available: {self.families()}")
+            pool = FamilyPool(config, self._worker_died)
+            pool.start()
+            self.pools[family] = pool
+        return pool
+
+    async def task_ids(self, family: str, split: str) -> list[str]:
+        if split not in SPLITS:
+            raise UnknownSplit(f"unknown split {split!r}; splits are {list(SPLITS)}")
+        key = (family, split)
+        if key not in self._task_cache:
+            pool = self._pool(family)
+            worker = await pool.any_worker()
+            self._task_cache[key] = await worker.request(
+                "tasks", {"split": split}, pool.config.create_timeout
+            )
+        return list(self._task_cache[key])
+
+    async def create(
+        self, family: str, task_id: str, params: dict[str, Any] | None = None, instance_id: str | None = None
+    ) -> CreatedInstance:
+        pool = self._pool(family)
+        instance_id = instance_id or uuid.uuid4().hex
+        if instance_id in self.instances:
+            raise DuplicateInstance(f"instance id {instance_id!r} is already in use")
+        self.lost.pop(instance_id, None)
+        args = {"instance_id": instance_id, "task_id": task_id, "params": params or {}}
+        for attempt in (1, 2):  # a worker lost under a create (not by it) is worth one more try
+            worker = await pool.acquire(instance_id)
+            self.instances[instance_id] = (pool, worker)
+            try:
+                reply = await worker.request("create", args, pool.config.create_timeout)
+                break
+            except InstanceLost:
+                self._drop_failed_create(pool, worker, instance_id)
+                if attempt == 2:
+                    raise
+            except BaseException:
+                self._drop_failed_create(pool, worker, instance_id)
+                raise
+        return CreatedInstance(
+            instance_id, family, task_id, reply["messages"], reply["info"], worker.pid
+        )
+
+    def _drop_failed_create(self, pool: FamilyPool, worker: WorkerProcess, instance_id: str) -> None:
+        """A failed create leaves nothing behind."""
+        self.instances.pop(instance_id, None)
+        self.lost.pop(instance_id, None)
+        pool.instance_closed(worker, instance_id)
+
+    def _route(self, instance_id: str) -> tuple[FamilyPool, WorkerProcess]:
+        try:
+            return self.instances[instance_id]
+        except KeyError:
+            if instance_id in self.lost:
+                raise InstanceLost(f"instance {instance_id!r} was lost: {self.lost[instance_id]}") from None
+            raise UnknownInstance(f"no live instance {instance_id!r} (never created, or released)") from None
+
+    async def _call(self, instance_id: str, op: str, args: dict[str, Any], timeout: float | None) -> Any:
+        pool, worker = self._route(instance_id)
+        try:
+            return await worker.request(op, {"instance_id": instance_id, **args}, timeout)
+        except (StepTimeout, InstanceLost) as exc:
+            self._forget(instance_id, str(exc))
+            raise
+
+    async def step(self, instance_id: str, message: Message, timeout: float | None = None) -> StepResult:
+        pool, _ = self._route(instance_id)
+        reply = await self._call(
+            instance_id, "step", {"message": message}, timeout or pool.config.step_timeout
+        )
+        return StepResult(reply["messages"], reply["reward"], reply["terminated"], reply["info"])
+
+    async def evaluate(
+        self, instance_id: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Evaluation:
+        pool, _ = self._route(instance_id)
+        reply = await self._call(
+            instance_id, "evaluate", {"params": params or {}}, timeout or pool.config.step_timeout
+        )
+        return Evaluation(reply["reward"], reply["details"])
+
+    async def close(self, instance_id: str) -> bool:
+        """Release an instance. False if it was not live (already released or lost)."""
+        entry = self.instances.pop(instance_id, None)
+        if entry is None:
+            self.lost.pop(instance_id, None)
+            return False
+        pool, worker = entry
+        try:
+            if worker.max_instances > 1:
+                await worker.request("close", {"instance_id": instance_id}, pool.config.step_timeout)
+        except (StepTimeout, InstanceLost):
+            pass  # the instance is gone either way
+        finally:
+            pool.instance_closed(worker, instance_id)
+        return True
+
+    def _forget(self, instance_id: str, reason: str) -> None:
+        entry = self.instances.pop(instance_id, None)
+        if entry is not None:
+            entry[0].instance_closed(entry[1], instance_id)
+        self.lost[instance_id] = reason
+        while len(self.lost) > LOST_MEMORY:
+            self.lost.popitem(last=False)
+
+    def _worker_died(self, worker: WorkerProcess) -> None:
+        reason = f"its worker process {worker.death_reason}"
+        for instance_id in list(worker.instances):
+            if instance_id in self.instances:
+                self.instances.pop(instance_id)
+                self.lost[instance_id] = reason
+        worker.instances.clear()
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"instances": len(self.instances), "time": time.time(), "families": {}}
+        for name, pool in self.pools.items():
+            out["families"][name] = {
+                "processes": [
+                    {"pid": w.pid, "instances": len(w.instances), "rss_kib": _rss_kib(w.pid)}
+                    for w in pool.workers
+                ],
+                "idle": len(pool.idle),
+                "starting": pool.starting,
+                "warm_hits": pool.hits,
+                "warm_misses": pool.misses,
+            }
+        return out
+
+    async def close_all(self) -> None:
+        self.instances.clear()
+        pools = list(self.pools.values())
+        self.pools.clear()
+        await asyncio.gather(*(pool.close() for pool in pools))
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

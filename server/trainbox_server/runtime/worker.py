@@ -1,0 +1,149 @@
+"""Worker process main: hosts instances of one environment family and answers framed requests on pipes.
+
+Started by the runtime as ``python -m trainbox_server.runtime.worker <family>`` with the family's own
+interpreter. Runs in the main thread (AppWorld's execution timeout uses SIGALRM). The protocol uses
+private copies of stdin/stdout; fds 0/1 are then pointed at /dev/null and stderr, so whatever model code
+reads or prints cannot corrupt a frame. Standard library + the family's engine only.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+import traceback
+from typing import Any
+
+from trainbox_server.envs.base import EnvError, Family, Instance, load_family
+from trainbox_server.runtime.framing import read_frame, write_frame
+
+
+def _take_protocol_fds() -> tuple[int, int]:
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return proto_in, proto_out
+
+
+def _limit_memory() -> None:
+    limit_mb = int(os.environ.get("TRAINBOX_WORKER_MEMORY_MB", "0"))
+    if limit_mb > 0:
+        limit = limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class WorkerServer:
+    """Dispatches requests to the family and its instances. One request at a time, in order."""
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self.instances: dict[str, Instance] = {}
+
+    def handle(self, op: str, args: dict[str, Any]) -> Any:
+        handler = getattr(self, f"op_{op}", None)
+        if handler is None:
+            raise EnvError(f"unknown worker op {op!r}")
+        return handler(**args)
+
+    def _instance(self, instance_id: str) -> Instance:
+        try:
+            return self.instances[instance_id]
+        except KeyError:
+            raise EnvError(f"instance {instance_id!r} is not hosted by this worker") from None
+
+    def op_ping(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "instances": len(self.instances), "rss_kib": _rss_kib()}
+
+    def op_tasks(self, split: str) -> list[str]:
+        return self.family.task_ids(split)
+
+    def op_create(self, instance_id: str, task_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        created, instance = self.family.create(task_id, params)
+        self.instances[instance_id] = instance
+        return {"messages": created.messages, "info": created.info}
+
+    def op_step(self, instance_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        result = self._instance(instance_id).step(message)
+        return {
+            "messages": result.messages,
+            "reward": result.reward,
+            "terminated": result.terminated,
+            "info": result.info,
+        }
+
+    def op_evaluate(self, instance_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        evaluation = self._instance(instance_id).evaluate(params)
+        return {"reward": evaluation.reward, "details": evaluation.details}
+
+    def op_close(self, instance_id: str) -> bool:
+        instance = self.instances.pop(instance_id, None)
+        if instance is not None:
+            instance.close()
+        return instance is not None
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"kind": kind, "message": message}}
+
+
+def serve(family_name: str) -> int:
+    proto_in, proto_out = _take_protocol_fds()
+    _limit_memory()
+    started = time.monotonic()
+    family = load_family(family_name)
+    warm = getattr(family, "warm", None)
+    if callable(warm):
+        warm()
+    server = WorkerServer(family)
+    ready = {
+        "ready": True,
+        "pid": os.getpid(),
+        "family": family.name,
+        "max_instances": family.max_instances_per_process,
+        "load_seconds": round(time.monotonic() - started, 3),
+    }
+    write_frame(proto_out, {"id": 0, "ok": True, "result": ready})
+    while True:
+        try:
+            request = read_frame(proto_in)
+        except EOFError:
+            return 0
+        reply = _dispatch(server, request)
+        reply["id"] = request.get("id")
+        write_frame(proto_out, reply)
+        if reply.get("fatal"):
+            return 3
+
+
+def _dispatch(server: WorkerServer, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {"ok": True, "result": server.handle(request["op"], request.get("args") or {})}
+    except EnvError as exc:
+        return _error(exc.kind, str(exc))
+    except MemoryError:
+        # The process may be in a bad state: report, then let the runtime replace it.
+        return {**_error("out_of_memory", "the instance exceeded the worker's memory limit"), "fatal": True}
+    except SystemExit:
+        return {**_error("worker_exit", "the action tried to exit the worker process"), "fatal": True}
+    except Exception as exc:  # an adapter bug: log it here, send only its type across the pipe
+        traceback.print_exc()
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return _error("env_internal", f"the environment failed: {type(exc).__name__}: {detail}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m trainbox_server.runtime.worker <family>")
+    sys.exit(serve(sys.argv[1]))
