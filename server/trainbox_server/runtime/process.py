@@ -118,10 +118,8 @@ class WorkerProcess:
         """Graceful stop: close its stdin (the worker exits on EOF), then kill if it lingers."""
         if self.proc.stdin is not None and not self.proc.stdin.is_closing():
             self.proc.stdin.close()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.proc.wait(), 2.0)
-        except TimeoutError:
-            pass
         self.kill("stopped")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.proc.wait(), 5.0)

@@ -144,7 +144,7 @@ class Runtime:
             raise UnknownInstance(f"no live instance {instance_id!r} (never created, or released)") from None
 
     async def _call(self, instance_id: str, op: str, args: dict[str, Any], timeout: float | None) -> Any:
-        pool, worker = self._route(instance_id)
+        _, worker = self._route(instance_id)
         try:
             return await worker.request(op, {"instance_id": instance_id, **args}, timeout)
         except (StepTimeout, InstanceLost) as exc:
