@@ -18,8 +18,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
 from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python
@@ -197,8 +198,8 @@ class FamilyPool:
         self.worker_died(worker)
         self._on_worker_death(worker)
 
-    def _spawn_task(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
