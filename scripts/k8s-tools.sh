@@ -3,6 +3,7 @@
 #   ~/.cache/trainbox/k8s-<version key>/bin : kube-apiserver, kube-controller-manager, kube-scheduler,
 #                                            etcd, kwok, helm, kuberay-operator
 #   ~/.cache/trainbox/k8s-<version key>/crds: the KubeRay CRDs, taken from the module
+#   ~/.cache/trainbox/k8s-<version key>/kwok-stages: kwok's stock node and pod stages, from the module
 # Versions are pinned in scripts/k8s/versions.env and the wrapper modules scripts/k8s/{kube,kuberay}.
 # A stamp per wrapper module (hash of its go.mod, go.sum and build flags) makes a re-run a no-op.
 set -euo pipefail
@@ -72,6 +73,17 @@ copy_kuberay_crds() {
   chmod 644 "$OUT"/crds/*.yaml
 }
 
+# kwok ships no default stages when run as a plain controller; take the stock ones from its module.
+copy_kwok_stages() {
+  local src
+  src=$(cd scripts/k8s/kube && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+  mkdir -p "$OUT/kwok-stages"
+  cp -f "$src"/node/fast/node-initialize.yaml "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    "$src"/pod/fast/pod-ready.yaml "$src"/pod/fast/pod-complete.yaml "$src"/pod/fast/pod-delete.yaml \
+    "$OUT/kwok-stages/"
+  chmod 644 "$OUT"/kwok-stages/*.yaml
+}
+
 step "Kubernetes test bed $KEY -> $OUT"
 build_module kube "$(k8s_ldflags)" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
@@ -82,4 +94,5 @@ build_module kube "$(k8s_ldflags)" \
   helm=helm.sh/helm/v3/cmd/helm
 build_module kuberay "-s -w" kuberay-operator=github.com/ray-project/kuberay/ray-operator
 copy_kuberay_crds
+copy_kwok_stages
 step "k8s tools ready: $BIN"

@@ -1,0 +1,1 @@
+"""The trainbox test suite."""

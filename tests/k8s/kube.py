@@ -1,0 +1,144 @@
+"""Talking to the local control plane: the objects it is bootstrapped with (KubeRay CRDs, kwok fake nodes)
+and a polling helper for tests.
+
+The fake nodes are the test bed's "machines": two amd64 and two arm64, labelled like real ones
+(`kubernetes.io/arch`, `kubernetes.io/os`, `kubernetes.io/hostname`), with the capacity of a mid-size VM
+and an InternalIP on loopback (127.0.1.x), so anything that reads a node or pod address sees loopback only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+__all__ = [
+    "KWOK_ANNOTATION",
+    "NODES",
+    "client",
+    "crds_established",
+    "create_nodes",
+    "install_crds",
+    "nodes_ready",
+    "wait_until",
+]
+
+T = TypeVar("T")
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+NODES: tuple[tuple[str, str], ...] = (
+    ("kwok-amd64-0", "amd64"),
+    ("kwok-amd64-1", "amd64"),
+    ("kwok-arm64-0", "arm64"),
+    ("kwok-arm64-1", "arm64"),
+)
+CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "200Gi"}
+_NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.2) -> T:
+    """Poll `probe` until it returns something truthy and return that; fail saying what never happened."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what} (last probe: {last!r})")
+
+
+@contextlib.contextmanager
+def client(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
+    """An API client for the admin kubeconfig, closed on exit."""
+    api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _crd_docs(paths: list[Path]) -> Iterator[dict]:
+    for path in paths:
+        yield from (doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+
+
+def install_crds(api: k8s.ApiClient, paths: list[Path]) -> None:
+    """Create the CRDs in `paths` (existing ones are left alone)."""
+    ext = k8s.ApiextensionsV1Api(api)
+    for doc in _crd_docs(paths):
+        try:
+            # The KubeRay CRDs are megabytes of schema: skip decoding the echo into client models.
+            ext.create_custom_resource_definition(doc, _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
+def crds_established(api: k8s.ApiClient, paths: list[Path]) -> bool:
+    """Whether every CRD in `paths` is Established (its resource is served)."""
+    ext = k8s.ApiextensionsV1Api(api)
+    for doc in _crd_docs(paths):
+        raw = ext.read_custom_resource_definition(doc["metadata"]["name"], _preload_content=False)
+        conditions = json.loads(raw.data).get("status", {}).get("conditions", [])
+        if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+            return False
+    return True
+
+
+def _node(index: int, name: str, arch: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/arch": arch,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/hostname": name,
+                "node.kubernetes.io/instance-type": "kwok-16c-64g",
+                "type": "kwok",
+            },
+        },
+        "spec": {},
+        "status": {
+            "capacity": CAPACITY,
+            "allocatable": CAPACITY,
+            "addresses": [{"type": "InternalIP", "address": f"127.0.1.{index + 1}"},
+                          {"type": "Hostname", "address": name}],
+            "nodeInfo": {"architecture": arch, "operatingSystem": "linux"},
+        },
+    }  # fmt: skip
+
+
+def create_nodes(api: k8s.ApiClient) -> None:
+    """Create the kwok fake nodes (kwok then keeps them Ready and runs the pods bound to them)."""
+    core = k8s.CoreV1Api(api)
+    for index, (name, arch) in enumerate(NODES):
+        try:
+            core.create_node(_node(index, name, arch))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+
+def nodes_ready(api: k8s.ApiClient) -> bool:
+    """Whether every fake node is Ready and the node controller has lifted its not-ready taint."""
+    nodes = {n.metadata.name: n for n in k8s.CoreV1Api(api).list_node().items}
+    for name, _ in NODES:
+        node = nodes.get(name)
+        if node is None or not node.status.conditions:
+            return False
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+        tainted = any(t.key == _NOT_READY_TAINT for t in node.spec.taints or [])
+        if not ready or tainted:
+            return False
+    return True
