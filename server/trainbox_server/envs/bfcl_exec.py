@@ -90,7 +90,9 @@ class Scenario:
         method = self.methods.get(call.name)
         if method is None:
             raise NameError(f"name {call.name!r} is not defined; available functions: {sorted(self.methods)}")
-        kwargs = bind_arguments(method, call)
+        # fresh argument objects per execution (as BFCL's eval of a string gives): environments keep
+        # references to lists they receive, and the same call is replayed by the checker
+        kwargs = copy.deepcopy(bind_arguments(method, call))
         properties = self.docs.get(call.name, {}).get("parameters", {}).get("properties", {})
         for key, value in kwargs.items():
             problem = type_error(key, value, properties.get(key, {}))

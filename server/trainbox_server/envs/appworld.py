@@ -1,0 +1,397 @@
+"""The AppWorld environment family: AppWorld's real engine, one world per worker process.
+
+Data. The dataset lives under ``APPWORLD_ROOT`` (default ``~/.cache/trainbox/appworld``) in AppWorld's own
+layout (``data/tasks``, ``data/base_dbs``, ``data/api_docs``, ``data/datasets``); ``make appworld-data``
+downloads it where the internet allows, and ``appworld_dataset`` builds a small one in the same format.
+Task ids are AppWorld's (``82e2fac_1``). Splits map to AppWorld's dataset files (``SPLIT_FILES``):
+``train`` → ``train.txt``, ``val`` → ``dev.txt``, ``test`` → ``test_normal.txt`` then ``test_challenge.txt``
+(AppWorld's own, fixed splits: nothing is reshuffled).
+
+Episode. ``create`` opens ``AppWorld(task_id)`` and returns a system prompt (how to act: one python block
+per reply, the ``apis`` object, ``apis.supervisor.complete_task``) and a user message (the supervisor's
+name, email, phone and the task instruction); ``info["tools"]`` carries the ``appworld`` tool for models
+with native tool calling. ``step`` runs the code of the assistant message (``extract_code``: OpenAI
+``tool_calls`` / ``<tool_call>`` text naming ``appworld`` with a ``code`` argument, else the first fenced
+python block) through ``world.execute`` and returns the output; the episode terminates when the task is
+marked complete, and that step's reward is the evaluation (0.0 before).
+
+Rewards: AppWorld's evaluator (the task's ``evaluation.py`` against the world's database changes).
+sparse = 1.0 if every requirement passes else 0.0; dense = passed / total requirements (the reference's
+default). ``evaluate(params)`` uses ``params["sparse"]``, else the ``sparse`` create param (default False);
+details carry both, and each failing requirement with its trace.
+
+Create params: ``sparse`` (bool), ``step_timeout`` (seconds, AppWorld's own SIGALRM timeout for one
+execution; past it the output says so and the episode goes on; default 20, below the runtime's kill),
+``max_interactions`` (AppWorld's cap on executions, default 1000). Other keys are ignored.
+
+Process model. AppWorld keeps global state (``close_all`` on every new world, freezegun's process-wide
+clock, SIGALRM), so ``max_instances_per_process = 1``; ``warm()`` pays the imports (and one throw-away
+world when data is present) before any create. World outputs go to a per-process temporary directory
+(the data root may be read-only, and two worlds of one task must not share AppWorld's output folder),
+removed at close or exit, and swept at the next warm-up if the process was killed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+from trainbox_server.envs.base import (
+    SPLITS,
+    Created,
+    DataMissing,
+    EnvError,
+    EpisodeOver,
+    Evaluation,
+    InvalidAction,
+    Message,
+    StepResult,
+    UnknownSplit,
+    UnknownTask,
+)
+
+DEFAULT_ROOT = os.path.join("~", ".cache", "trainbox", "appworld")
+SPLIT_FILES: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "val": ("dev",),
+    "test": ("test_normal", "test_challenge"),
+}
+TASK_ID = re.compile(r"^[A-Za-z0-9]+_[0-9]+$")
+DEFAULT_STEP_TIMEOUT = 20
+OUTPUTS_DIR = os.path.join(tempfile.gettempdir(), "trainbox-appworld")
+
+APPWORLD_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "appworld",
+        "description": "Run Python code in your AppWorld REPL session and return what it printed.",
+        "parameters": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "description": "Python code to execute."}},
+            "required": ["code"],
+        },
+    },
+}
+ACCEPTED_ACTIONS = (
+    "a fenced python code block (```python ... ```), "
+    'a tool call named "appworld" with a "code" argument (OpenAI tool_calls), '
+    'or <tool_call>{"name": "appworld", "arguments": {"code": "..."}}</tool_call>'
+)
+
+SYSTEM_PROMPT = """\
+You are an autonomous assistant. Your supervisor gives you a task to do with their apps (Gmail, \
+Spotify, Venmo, Simple Note, Todoist, Splitwise, Amazon, Phone, File System), which you operate \
+through their APIs in a Python REPL, on your own, without asking anyone anything.
+
+How to act
+- Every reply of yours must contain one Python code block, fenced as ```python ... ```. It is run and \
+you get back what it printed. Only the first block of a reply runs. (Models with tool calling may \
+instead call the `appworld` tool with a `code` argument.)
+- Variables persist from one block to the next. Write small steps and check results before any \
+change you cannot undo.
+- Call APIs as `apis.<app>.<api>(...)`. Discover them with:
+    print(apis.api_docs.show_app_descriptions())
+    print(apis.api_docs.show_api_descriptions(app_name='supervisor'))
+    print(apis.api_docs.show_api_doc(app_name='supervisor', api_name='show_account_passwords'))
+- Your supervisor's account passwords, addresses and payment cards are in the `supervisor` app; log in \
+to an app with its `login` API and pass the access token to the APIs that need it.
+- APIs that return lists are paged: loop over `page_index` until a page comes back empty.
+- Only the standard library is available; the file system, network and processes are off limits \
+(a "file system" in a task means the File System app).
+- When the task is done, call `apis.supervisor.complete_task()`. If the task asks for information, \
+pass it as a short answer, e.g. `apis.supervisor.complete_task(answer=10)`. If you cannot do the \
+task, call `apis.supervisor.complete_task(status="fail")`."""
+
+
+def data_root() -> str:
+    return os.path.abspath(os.path.expanduser(os.environ.get("APPWORLD_ROOT") or DEFAULT_ROOT))
+
+
+def _missing(what: str) -> DataMissing:
+    return DataMissing(
+        f"AppWorld data not found: {what}. Run `make appworld-data` (downloads it; needs the internet), "
+        "or set APPWORLD_ROOT to a directory holding AppWorld's data/ folder "
+        "(`python -m trainbox_server.envs.appworld_dataset --root DIR` builds a small one)."
+    )
+
+
+def split_task_ids(root: str, split: str) -> list[str]:
+    """The task ids of ``split`` from AppWorld's dataset files under ``root`` (pure file reading)."""
+    if split not in SPLITS:
+        raise UnknownSplit(f"unknown split {split!r}; splits are {list(SPLITS)}")
+    datasets = os.path.join(root, "data", "datasets")
+    paths = [os.path.join(datasets, f"{name}.txt") for name in SPLIT_FILES[split]]
+    found = [path for path in paths if os.path.isfile(path)]
+    if not found:
+        raise _missing(f"no {' or '.join(os.path.basename(p) for p in paths)} in {datasets}")
+    ids: list[str] = []
+    for path in found:
+        with open(path) as file:
+            # AppWorld allows "<id>:<tag>" lines; the tag is not part of the id.
+            ids += [line.split(":")[0].strip() for line in file if line.strip()]
+    return ids
+
+
+def extract_code(message: Message) -> tuple[str, str | None]:
+    """The code to run for an assistant message, and the tool call id it answers (None for text).
+
+    Order: OpenAI ``tool_calls`` (the first named ``appworld``), a ``<tool_call>`` JSON block in the
+    text, the first fenced python block (an unclosed last block counts: generation may stop at the fence).
+    """
+    if not isinstance(message, dict):
+        raise InvalidAction(f"the action must be a chat message (a JSON object); accepted: {ACCEPTED_ACTIONS}")
+    tool_calls = message.get("tool_calls") or []
+    if tool_calls:
+        return _from_openai_tool_calls(tool_calls)
+    content = _text(message.get("content"))
+    hermes = re.search(r"<tool_call>(.*?)(?:</tool_call>|$)", content, re.DOTALL)
+    if hermes:
+        call = _json_object(hermes.group(1), "the <tool_call> block")
+        return _code_argument(call.get("name"), call.get("arguments")), None
+    block = re.search(r"```[ \t]*(?:python3?|py|ipython)?[ \t]*\n(.*?)```", content, re.DOTALL)
+    if block is None:
+        block = re.search(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*)$", content, re.DOTALL)
+    if block is None or not block.group(1).strip():
+        raise InvalidAction(f"the message has no code to run; accepted: {ACCEPTED_ACTIONS}")
+    return block.group(1), None
+
+
+def _from_openai_tool_calls(tool_calls: Any) -> tuple[str, str | None]:
+    if not isinstance(tool_calls, list):
+        raise InvalidAction(f"tool_calls must be a list; accepted: {ACCEPTED_ACTIONS}")
+    names = []
+    for call in tool_calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise InvalidAction(f"a tool call lacks its function object; accepted: {ACCEPTED_ACTIONS}")
+        names.append(function.get("name"))
+        if function.get("name") == "appworld":
+            return _code_argument("appworld", function.get("arguments")), call.get("id")
+    raise InvalidAction(f"no tool call named 'appworld' (got {names}); accepted: {ACCEPTED_ACTIONS}")
+
+
+def _code_argument(name: Any, arguments: Any) -> str:
+    if name != "appworld":
+        raise InvalidAction(f"unknown tool {name!r}: the only tool is 'appworld'; accepted: {ACCEPTED_ACTIONS}")
+    if isinstance(arguments, str):
+        arguments = _json_object(arguments, "the appworld tool call's arguments")
+    code = arguments.get("code") if isinstance(arguments, dict) else None
+    if not isinstance(code, str) or not code.strip():
+        raise InvalidAction('the appworld tool call needs a non-empty string argument "code"')
+    return code
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidAction(f"{what} is not valid JSON ({exc.msg}); accepted: {ACCEPTED_ACTIONS}") from None
+    if not isinstance(value, dict):
+        raise InvalidAction(f"{what} must be a JSON object; accepted: {ACCEPTED_ACTIONS}")
+    return value
+
+
+def _text(content: Any) -> str:
+    """Message content as text: a string, or OpenAI content parts (their ``text`` fields)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
+
+
+def user_message(supervisor: dict[str, Any], instruction: str) -> str:
+    return (
+        f"My name is {supervisor['first_name']} {supervisor['last_name']}. My personal email is "
+        f"{supervisor['email']} and my phone number is {supervisor['phone_number']}.\n"
+        f"Task: {instruction}"
+    )
+
+
+def observation(output: str, tool_call_id: str | None) -> Message:
+    if tool_call_id is not None:
+        return {"role": "tool", "tool_call_id": tool_call_id, "name": "appworld", "content": output}
+    return {"role": "user", "content": f"Output:\n```\n{output.rstrip()}\n```"}
+
+
+def rewards(pass_count: int, num_tests: int) -> tuple[float, float]:
+    """(sparse, dense) from AppWorld's test counts."""
+    passed_all = num_tests > 0 and pass_count == num_tests
+    return (1.0 if passed_all else 0.0), (pass_count / num_tests if num_tests else 0.0)
+
+
+def _bool_param(params: dict[str, Any], key: str, default: bool) -> bool:
+    value = params.get(key, default)
+    if not isinstance(value, bool):
+        raise EnvError(f"param {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def _int_param(params: dict[str, Any], key: str, default: int) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise EnvError(f"param {key!r} must be a positive number, got {value!r}")
+    return max(1, round(value))
+
+
+class AppWorldInstance:
+    """One open world. Not thread-safe; one per process (see the module docstring)."""
+
+    def __init__(self, world: Any, output_dir: str, sparse: bool) -> None:
+        self.world = world
+        self.output_dir = output_dir
+        self.sparse = sparse
+        self.terminated = False
+        self.closed = False
+
+    def step(self, message: Message) -> StepResult:
+        if self.terminated:
+            raise EpisodeOver("the task was already marked complete; evaluate or close this instance")
+        code, tool_call_id = extract_code(message)
+        output = self.world.execute(code)
+        self.terminated = bool(self.world.task_completed())
+        info: dict[str, Any] = {"interactions": self.world.num_interactions}
+        reward = 0.0
+        if self.terminated:
+            evaluation = self.evaluate({})
+            reward, info["evaluation"] = evaluation.reward, evaluation.details
+        return StepResult([observation(output, tool_call_id)], reward, self.terminated, info)
+
+    def evaluate(self, params: dict[str, Any]) -> Evaluation:
+        from appworld.evaluator import evaluate_task
+
+        sparse = _bool_param(params, "sparse", self.sparse)
+        tracker = evaluate_task(
+            task_id=self.world.task_id,
+            experiment_name=self.world.experiment_name,
+            suppress_errors=True,
+            save_report=False,
+        )
+        sparse_reward, dense_reward = rewards(tracker.pass_count, tracker.num_tests)
+        details = {
+            "sparse": sparse_reward,
+            "dense": dense_reward,
+            "success": tracker.success,
+            "pass_count": tracker.pass_count,
+            "num_tests": tracker.num_tests,
+            "task_completed": self.terminated or bool(self.world.task_completed()),
+            "passes": [p["requirement"] for p in tracker.passes],
+            "failures": [{"requirement": f["requirement"], "trace": f["trace"]} for f in tracker.failures],
+        }
+        return Evaluation(sparse_reward if sparse else dense_reward, details)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.world.close()
+        finally:
+            shutil.rmtree(self.output_dir, ignore_errors=True)
+
+
+class AppWorldFamily:
+    name = "appworld"
+    max_instances_per_process = 1
+
+    def __init__(self) -> None:
+        self._instance: AppWorldInstance | None = None
+        self._worlds = 0
+        self._process_dir = os.path.join(OUTPUTS_DIR, str(os.getpid()))
+
+    def warm(self) -> None:
+        """Import the engine and its apps, and open one world if data is present, before any create."""
+        root = data_root()
+        os.environ["APPWORLD_ROOT"] = root  # AppWorld's path_store reads it on every use
+        _sweep_dead_process_dirs()
+        atexit.register(self._close_at_exit)
+        from appworld import AppWorld  # noqa: F401  # the ~2 s import
+        from appworld.apps import get_all_apps
+        from appworld.common.utils import import_apis_module, import_models_module
+
+        for app_name in get_all_apps():
+            import_models_module(app_name)
+            import_apis_module(app_name)
+        try:
+            first = split_task_ids(root, "train")[:1]
+        except DataMissing:
+            return
+        if first and os.path.isdir(os.path.join(root, "data", "tasks", first[0])):
+            # The first world pays one-off costs (IPython shell, API collection, DB engines).
+            _, instance = self.create(first[0], {})
+            instance.close()
+            self._instance = None
+
+    def task_ids(self, split: str) -> list[str]:
+        return split_task_ids(data_root(), split)
+
+    def create(self, task_id: str, params: dict[str, Any]) -> tuple[Created, AppWorldInstance]:
+        if self._instance is not None and not self._instance.closed:
+            raise EnvError("this worker already hosts an AppWorld instance (one world per process)")
+        root = data_root()
+        os.environ["APPWORLD_ROOT"] = root
+        self._check_task(root, task_id)
+        sparse = _bool_param(params, "sparse", False)
+        timeout = _int_param(params, "step_timeout", DEFAULT_STEP_TIMEOUT)
+        max_interactions = _int_param(params, "max_interactions", 1000)
+        from appworld import AppWorld
+
+        self._worlds += 1
+        # An absolute experiment name puts AppWorld's outputs outside the (maybe read-only) data root.
+        output_dir = os.path.join(self._process_dir, str(self._worlds))
+        world = AppWorld(
+            task_id,
+            experiment_name=output_dir,
+            timeout_seconds=timeout,
+            max_interactions=max_interactions,
+        )
+        supervisor = dict(world.task.supervisor)
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": user_message(supervisor, world.task.instruction)},
+        ]
+        info = {
+            "task_id": task_id,
+            "supervisor": {k: supervisor.get(k) for k in ("first_name", "last_name", "email", "phone_number")},
+            "datetime": world.task.datetime.isoformat(),
+            "tools": [APPWORLD_TOOL],
+        }
+        self._instance = AppWorldInstance(world, output_dir, sparse)
+        return Created(messages, info), self._instance
+
+    def _check_task(self, root: str, task_id: str) -> None:
+        tasks = os.path.join(root, "data", "tasks")
+        if not os.path.isdir(tasks):
+            raise _missing(f"no {tasks}")
+        if not isinstance(task_id, str) or not TASK_ID.match(task_id):
+            raise UnknownTask(f"unknown AppWorld task id {task_id!r}; ids look like '82e2fac_1'")
+        if not os.path.isfile(os.path.join(tasks, task_id, "specs.json")):
+            raise UnknownTask(f"unknown AppWorld task {task_id!r}: not in {tasks}")
+
+    def _close_at_exit(self) -> None:
+        if self._instance is not None:
+            try:
+                self._instance.close()
+            except Exception:  # the process is exiting: cleanup is best effort
+                pass
+        shutil.rmtree(self._process_dir, ignore_errors=True)
+
+
+def _sweep_dead_process_dirs() -> None:
+    """Remove output directories left by worker processes that were killed (no atexit ran)."""
+    try:
+        names = os.listdir(OUTPUTS_DIR)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.isdigit() and not os.path.exists(f"/proc/{name}"):
+            shutil.rmtree(os.path.join(OUTPUTS_DIR, name), ignore_errors=True)
+
+
+def make_family() -> AppWorldFamily:
+    return AppWorldFamily()
