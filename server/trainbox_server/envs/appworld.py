@@ -34,6 +34,7 @@ removed at close or exit, and swept at the next warm-up if the process was kille
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -375,10 +376,8 @@ class AppWorldFamily:
 
     def _close_at_exit(self) -> None:
         if self._instance is not None:
-            try:
+            with contextlib.suppress(Exception):  # the process is exiting: cleanup is best effort
                 self._instance.close()
-            except Exception:  # the process is exiting: cleanup is best effort
-                pass
         shutil.rmtree(self._process_dir, ignore_errors=True)
 
 

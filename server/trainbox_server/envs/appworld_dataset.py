@@ -312,9 +312,7 @@ def _build_base_dbs() -> None:
     for person, password in zip(people, passwords, strict=True):
         main_user = models.admin.MainUser(**person)
         main_user.save()
-        models.admin.AccountPassword(
-            main_user_id=main_user.id, account_name="simple_note", password=password
-        ).save()
+        models.admin.AccountPassword(main_user_id=main_user.id, account_name="simple_note", password=password).save()
     supervisor_user = _simple_note_user(models, SUPERVISOR, SIMPLE_NOTE_PASSWORD)
     other_user = _simple_note_user(models, OTHER_PEOPLE[0], OTHER_PASSWORD)
     _add_notes(models, supervisor_user.id, BASE_NOTES)
