@@ -1,0 +1,293 @@
+"""Every exception the SDK raises: one root, a precise subclass per thing that can go wrong.
+
+    TrainboxError                       root; ``.infra`` tells a trainer to drop the rollout
+    ├── RequestError                    the service refused the request: fix the call (4xx, infra=False)
+    │   ├── BadRequest                  400/422  malformed body, bad parameter
+    │   ├── Unauthorized                401      missing or wrong bearer token
+    │   ├── UnknownEnvironment          404      env type not served here
+    │   ├── UnknownSplit                404
+    │   ├── UnknownTask                 404
+    │   ├── UnknownInstance             404      never existed, released, or expired
+    │   ├── DuplicateInstance           409      an instance id already in use
+    │   ├── EpisodeOver                 409      step after the episode terminated
+    │   ├── InvalidAction               422      no code / unparsable call / wrong arguments
+    │   └── UnsupportedTask             422      exists but cannot run offline
+    ├── InfraError                      not the model's fault: drop the rollout (infra=True)
+    │   ├── StepTimeout                 504      the service gave up on the call; its worker was replaced
+    │   ├── InstanceLost                410      the instance's worker died; the instance is gone
+    │   ├── EnvironmentUnavailable      503      family not installed or its data missing
+    │   ├── CapacityExceeded            429      admission control; ``.retry_after`` seconds
+    │   ├── EnvironmentFailure          500      the environment failed unexpectedly
+    │   └── TransportError              no usable HTTP answer
+    │       ├── ConnectError            could not reach the service (nothing was sent)
+    │       ├── RequestTimeout          no answer within the SDK's timeout (the call may have run)
+    │       └── ProtocolError           the answer was not the trainbox API (proxy page, bad JSON)
+    └── ServiceStartError               the embedded local service could not be started
+
+Errors the service answered carry ``status_code``, ``kind`` (the wire name), ``message``, ``infra`` and the
+``response``; transport errors carry the ``request``; every error counts the ``attempts`` made. An error kind
+this SDK does not know yet maps to ``RequestError`` or ``InfraError`` by its ``infra`` flag, so newer
+services keep working with older SDKs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "BadRequest",
+    "CapacityExceeded",
+    "ConnectError",
+    "DuplicateInstance",
+    "EnvironmentFailure",
+    "EnvironmentUnavailable",
+    "EpisodeOver",
+    "InfraError",
+    "InstanceLost",
+    "InvalidAction",
+    "ProtocolError",
+    "RequestError",
+    "RequestTimeout",
+    "ServiceStartError",
+    "StepTimeout",
+    "TrainboxError",
+    "TransportError",
+    "Unauthorized",
+    "UnknownEnvironment",
+    "UnknownInstance",
+    "UnknownSplit",
+    "UnknownTask",
+    "UnsupportedTask",
+]
+
+
+class TrainboxError(Exception):
+    """Root of every error the SDK raises."""
+
+    kind = "error"
+    infra = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        kind: str | None = None,
+        infra: bool | None = None,
+        request: httpx.Request | None = None,
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        if kind is not None:
+            self.kind = kind
+        if infra is not None:
+            self.infra = infra
+        self.response = response
+        self.attempts = 1  # how many times the call was sent before this error was raised
+        self.request = request if request is not None or response is None else _request_of(response)
+
+    def __str__(self) -> str:
+        prefix = f"[{self.status_code} {self.kind}] " if self.status_code is not None else f"[{self.kind}] "
+        return prefix + self.message
+
+
+class RequestError(TrainboxError):
+    kind = "bad_request"
+
+
+class BadRequest(RequestError):
+    kind = "bad_request"
+
+
+class Unauthorized(RequestError):
+    kind = "unauthorized"
+
+
+class UnknownEnvironment(RequestError):
+    kind = "unknown_environment"
+
+
+class UnknownSplit(RequestError):
+    kind = "unknown_split"
+
+
+class UnknownTask(RequestError):
+    kind = "unknown_task"
+
+
+class UnknownInstance(RequestError):
+    kind = "unknown_instance"
+
+
+class DuplicateInstance(RequestError):
+    kind = "duplicate_instance"
+
+
+class EpisodeOver(RequestError):
+    kind = "episode_over"
+
+
+class InvalidAction(RequestError):
+    kind = "invalid_action"
+
+
+class UnsupportedTask(RequestError):
+    kind = "unsupported_task"
+
+
+class InfraError(TrainboxError):
+    kind = "infra_error"
+    infra = True
+
+
+class StepTimeout(InfraError):
+    kind = "timeout"
+
+
+class InstanceLost(InfraError):
+    kind = "instance_lost"
+
+
+class EnvironmentUnavailable(InfraError):
+    kind = "environment_unavailable"
+
+
+class CapacityExceeded(InfraError):
+    kind = "capacity_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class EnvironmentFailure(InfraError):
+    kind = "environment_failure"
+
+
+class TransportError(InfraError):
+    kind = "transport_error"
+
+
+class ConnectError(TransportError):
+    kind = "connect_error"
+
+
+class RequestTimeout(TransportError):
+    kind = "request_timeout"
+
+
+class ProtocolError(TransportError):
+    kind = "protocol_error"
+
+
+class ServiceStartError(TrainboxError):
+    kind = "service_start_error"
+
+
+_BY_KIND: dict[str, type[TrainboxError]] = {
+    cls.kind: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        UnknownEnvironment,
+        UnknownSplit,
+        UnknownTask,
+        UnknownInstance,
+        DuplicateInstance,
+        EpisodeOver,
+        InvalidAction,
+        UnsupportedTask,
+        StepTimeout,
+        InstanceLost,
+        EnvironmentUnavailable,
+        CapacityExceeded,
+        EnvironmentFailure,
+    )
+}
+
+
+def _request_of(response: httpx.Response) -> httpx.Request | None:
+    try:
+        return response.request
+    except RuntimeError:  # a Response built by hand has no request
+        return None
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` header in seconds (the delta-seconds form; dates are not used by trainbox)."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_from_response(response: httpx.Response) -> TrainboxError:
+    """Map an error answer (status >= 400) to its typed exception; never raises itself."""
+    status = response.status_code
+    body = _error_body(response)
+    if body is None:
+        what = "a non-JSON" if status < 500 else "an unexpected"
+        return ProtocolError(
+            f"the service answered {status} with {what} body, not a trainbox error: {response.text[:200]!r}",
+            status_code=status,
+            kind="protocol_error",
+            response=response,
+        )
+    kind = str(body.get("kind") or ("bad_request" if status < 500 else "infra_error"))
+    message = str(body.get("message") or f"HTTP {status}")
+    infra_flag = body.get("infra")
+    infra = bool(infra_flag) if isinstance(infra_flag, bool) else status >= 500 or status == 429
+    cls = _BY_KIND.get(kind) or (InfraError if infra else RequestError)
+    kwargs: dict[str, Any] = {"status_code": status, "kind": kind, "infra": infra, "response": response}
+    if cls is CapacityExceeded:
+        return CapacityExceeded(message, retry_after=retry_after_seconds(response), **kwargs)
+    return cls(message, **kwargs)
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return error
+    # FastAPI's own validation answers ({"detail": ...}) if a route ever lets one through.
+    if "detail" in payload:
+        return {"kind": "bad_request", "message": json.dumps(payload["detail"])[:2000], "infra": False}
+    return None
+
+
+def error_from_transport(exc: httpx.TransportError, url: str) -> TransportError:
+    """Map an httpx transport failure to ours; the message names the endpoint and what to check."""
+    request = _transport_request(exc)
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return ConnectError(
+            f"cannot connect to the trainbox service at {url}: {exc or type(exc).__name__} "
+            "(is it running? check base_url / TRAINBOX_URL)",
+            request=request,
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeout(
+            f"no answer from {url} within the SDK's timeout ({type(exc).__name__}); "
+            "raise timeout= if the environment needs longer",
+            request=request,
+        )
+    return ProtocolError(f"the connection to {url} failed: {type(exc).__name__}: {exc}", request=request)
+
+
+def _transport_request(exc: httpx.TransportError) -> httpx.Request | None:
+    try:
+        return exc.request
+    except RuntimeError:
+        return None
