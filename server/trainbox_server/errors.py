@@ -9,12 +9,15 @@
     │   ├── DuplicateInstance         409  an instance id already in use
     │   ├── InvalidAction             422  no code / unparsable call / wrong arguments
     │   ├── UnsupportedTask           422  exists but cannot run offline (BFCL memory_*, web_search)
+    │   ├── UnavailableArchitecture   422  no host of the requested CPU architecture
+    │   ├── Unauthorized              401  missing or wrong bearer token
     │   └── EpisodeOver               409  step after the episode terminated
     └── InfraError                    not the model's fault: a trainer should drop the rollout
         ├── StepTimeout               504  the call ran past its timeout; its worker was replaced
         ├── InstanceLost              410  its worker died (exit, kill, memory); the instance is gone
         ├── EnvironmentUnavailable    503  family not installed, or its data missing
         ├── CapacityExceeded          429  admission control: retry after ``retry_after`` seconds
+        │   └── Busy                  503  too many creations in flight right now
         └── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
 """
 
@@ -74,6 +77,16 @@ class UnsupportedTask(RequestError):
     status = 422
 
 
+class UnavailableArchitecture(RequestError):
+    kind = "unavailable_architecture"
+    status = 422
+
+
+class Unauthorized(RequestError):
+    kind = "unauthorized"
+    status = 401
+
+
 class EpisodeOver(RequestError):
     kind = "episode_over"
     status = 409
@@ -107,6 +120,11 @@ class CapacityExceeded(InfraError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Busy(CapacityExceeded):
+    kind = "busy"
+    status = 503
 
 
 class EnvironmentFailure(InfraError):

@@ -167,6 +167,12 @@ class Runtime:
         )
         return Evaluation(reply["reward"], reply["details"])
 
+    async def info(self, instance_id: str) -> dict[str, Any]:
+        """What create returned as ``info`` (tool schemas and the like), kept by the worker."""
+        pool, _ = self._route(instance_id)
+        info: dict[str, Any] = await self._call(instance_id, "info", {}, pool.config.step_timeout)
+        return info
+
     async def close(self, instance_id: str) -> bool:
         """Release an instance. False if it was not live (already released or lost)."""
         entry = self.instances.pop(instance_id, None)

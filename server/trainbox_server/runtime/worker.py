@@ -50,6 +50,7 @@ class WorkerServer:
     def __init__(self, family: Family) -> None:
         self.family = family
         self.instances: dict[str, Instance] = {}
+        self.infos: dict[str, dict[str, Any]] = {}  # what create returned as info (tools, ...)
 
     def handle(self, op: str, args: dict[str, Any]) -> Any:
         handler = getattr(self, f"op_{op}", None)
@@ -72,7 +73,12 @@ class WorkerServer:
     def op_create(self, instance_id: str, task_id: str, params: dict[str, Any]) -> dict[str, Any]:
         created, instance = self.family.create(task_id, params)
         self.instances[instance_id] = instance
+        self.infos[instance_id] = created.info
         return {"messages": created.messages, "info": created.info}
+
+    def op_info(self, instance_id: str) -> dict[str, Any]:
+        self._instance(instance_id)
+        return self.infos.get(instance_id, {})
 
     def op_step(self, instance_id: str, message: dict[str, Any]) -> dict[str, Any]:
         result = self._instance(instance_id).step(message)
@@ -89,6 +95,7 @@ class WorkerServer:
 
     def op_close(self, instance_id: str) -> bool:
         instance = self.instances.pop(instance_id, None)
+        self.infos.pop(instance_id, None)
         if instance is not None:
             instance.close()
         return instance is not None

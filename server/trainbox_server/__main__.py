@@ -1,0 +1,55 @@
+"""``python -m trainbox_server serve``: run the sandbox service (uvicorn on 127.0.0.1 by default)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+import uvicorn
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trainbox_server", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default=os.environ.get("TRAINBOX_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("TRAINBOX_PORT", "8080")), help="0: any free")
+    serve.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
+    serve.add_argument("--ready-file", default=None, help="write the service URL here once it is ready")
+    serve.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from trainbox_server.service import ServiceConfig, create_app
+
+    config = ServiceConfig.from_env()
+    if args.ray_address:
+        config.ray_address = args.ray_address
+    port = args.port or _free_port(args.host)
+    url = f"http://{args.host}:{port}"
+    app = create_app(config)
+
+    @app.on_event("startup")
+    async def announce() -> None:
+        print(f"trainbox listening on {url}", flush=True)
+        if args.ready_file:
+            with open(args.ready_file, "w") as ready:
+                ready.write(url)
+
+    print(f"starting trainbox on {url} (Ray: {config.ray_address or 'local'}) ...", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

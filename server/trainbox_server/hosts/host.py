@@ -1,0 +1,276 @@
+"""One instance host: owns a ``Runtime`` (the worker pools), the leases of its instances, TTL release,
+idempotent steps and admission limits. Runs as a Ray actor (see ``hosts.ray_hosts``); plain class here.
+
+Every public method returns an envelope — ``{"ok": True, "result": ...}`` or ``{"ok": False, "error": {...}}``
+— so errors cross Ray as data, never as pickled tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainbox_server.errors import (
+    CapacityExceeded,
+    EpisodeOver,
+    InstanceLost,
+    RequestError,
+    TrainboxError,
+    UnknownInstance,
+)
+from trainbox_server.hosts.lifecycle import RELEASE_REASONS, Lease, new_instance_id, validate_ttl
+from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
+
+log = logging.getLogger(__name__)
+REQUEST_MEMORY = 8  # step results remembered per instance, for retried request ids
+
+
+@dataclass
+class HostSettings:
+    name: str
+    arch: str = "amd64"
+    idle_ttl: float = 300.0
+    max_lifetime: float = 3600.0
+    max_ttl: float = 86400.0
+    max_live: int = 20000
+    sweep_interval: float = 1.0
+    families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
+
+    def runtime_config(self) -> RuntimeConfig:
+        config = RuntimeConfig()
+        for name, overrides in self.families.items():
+            base = config.families.get(name, FamilyConfig(name))
+            config.families[name] = FamilyConfig(**{**base.__dict__, **overrides, "name": name})
+        return config
+
+
+@dataclass
+class Record:
+    env_type: str
+    task_id: str
+    lease: Lease
+    steps: int = 0
+    terminated: bool = False
+    results: collections.OrderedDict[str, asyncio.Future[dict[str, Any]]] = field(
+        default_factory=collections.OrderedDict
+    )
+
+    def describe(self, instance_id: str) -> dict[str, Any]:
+        return {
+            "instance_id": instance_id,
+            "env_type": self.env_type,
+            "task_id": self.task_id,
+            "created_at": self.lease.created_at,
+            "last_used_at": self.lease.last_used_at,
+            "expires_at": self.lease.expires_at(),
+            "steps": self.steps,
+            "terminated": self.terminated,
+        }
+
+
+def ok(result: Any) -> dict[str, Any]:
+    return {"ok": True, "result": result}
+
+
+async def enveloped(call: Awaitable[Any]) -> dict[str, Any]:
+    try:
+        return ok(await call)
+    except TrainboxError as exc:
+        error = exc.to_dict()
+        if isinstance(exc, CapacityExceeded):
+            error["retry_after"] = exc.retry_after
+        return {"ok": False, "error": error}
+    except ValueError as exc:  # validation of caller-supplied values
+        return {"ok": False, "error": RequestError(str(exc)).to_dict()}
+
+
+class InstanceHost:
+    def __init__(self, settings: HostSettings) -> None:
+        self.settings = settings
+        self.runtime = Runtime(settings.runtime_config())
+        self.records: dict[str, Record] = {}
+        self.creating = 0
+        self.created: collections.Counter[str] = collections.Counter()
+        self.released: collections.Counter[str] = collections.Counter({r: 0 for r in RELEASE_REASONS})
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def ping(self) -> dict[str, Any]:
+        self._ensure_sweeper()
+        return ok({"name": self.settings.name, "arch": self.settings.arch, "live": len(self.records)})
+
+    async def families(self) -> dict[str, Any]:
+        return ok(self.runtime.families())
+
+    async def task_ids(self, env_type: str, split: str) -> dict[str, Any]:
+        return await enveloped(self.runtime.task_ids(env_type, split))
+
+    async def create(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._ensure_sweeper()
+        return await enveloped(self._create(request))
+
+    async def _create(self, request: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        if len(self.records) + self.creating >= s.max_live:
+            raise CapacityExceeded(f"host {s.name} holds its maximum of {s.max_live} live instances", 2.0)
+        idle_ttl = validate_ttl(request.get("idle_ttl"), s.idle_ttl, "idle_ttl", s.max_ttl)
+        max_lifetime = validate_ttl(request.get("max_lifetime"), s.max_lifetime, "max_lifetime", s.max_ttl)
+        instance_id = request.get("instance_id") or new_instance_id(s.name)
+        env_type, task_id = request["env_type"], request["task_id"]
+        self.creating += 1
+        try:
+            created = await self.runtime.create(env_type, task_id, request.get("params"), instance_id)
+        finally:
+            self.creating -= 1
+        record = Record(env_type, task_id, Lease(time.time(), idle_ttl, max_lifetime))
+        self.records[instance_id] = record
+        self.created[env_type] += 1
+        info = {**created.info, "instance_id": instance_id, "task_id": task_id, "env_type": env_type}
+        return {**record.describe(instance_id), "state": created.messages, "info": info, "host": s.name}
+
+    def _record(self, instance_id: str) -> Record:
+        record = self.records.get(instance_id)
+        if record is None:
+            if instance_id in self.runtime.lost:
+                raise InstanceLost(f"instance {instance_id!r} was lost: {self.runtime.lost[instance_id]}")
+            raise UnknownInstance(f"no live instance {instance_id!r}")
+        return record
+
+    async def get(self, instance_id: str) -> dict[str, Any]:
+        return await enveloped(self._get(instance_id))
+
+    async def _get(self, instance_id: str) -> dict[str, Any]:
+        return self._record(instance_id).describe(instance_id)
+
+    async def info(self, instance_id: str) -> dict[str, Any]:
+        return await enveloped(self._info(instance_id))
+
+    async def _info(self, instance_id: str) -> dict[str, Any]:
+        self._record(instance_id)
+        return await self.runtime.info(instance_id)
+
+    async def has(self, instance_id: str) -> bool:
+        return instance_id in self.records
+
+    async def step(
+        self, instance_id: str, action: dict[str, Any], request_id: str | None, timeout: float | None
+    ) -> dict[str, Any]:
+        return await enveloped(self._step(instance_id, action, request_id, timeout))
+
+    async def _step(
+        self, instance_id: str, action: dict[str, Any], request_id: str | None, timeout: float | None
+    ) -> dict[str, Any]:
+        record = self._record(instance_id)
+        if request_id and request_id in record.results:
+            return await asyncio.shield(record.results[request_id])  # a retry: the first result
+        if record.terminated:
+            raise EpisodeOver(f"instance {instance_id!r} has terminated; evaluate or release it")
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if request_id:
+            record.results[request_id] = future
+            while len(record.results) > REQUEST_MEMORY:
+                record.results.popitem(last=False)
+        record.lease.touch(time.time())
+        try:
+            result = await self._run_step(instance_id, record, action, timeout)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            record.results.pop(request_id or "", None)  # a failed step may be retried for real
+            self._drop_if_lost(instance_id)
+            raise
+        future.set_result(result)
+        return result
+
+    async def _run_step(
+        self, instance_id: str, record: Record, action: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        result = await self.runtime.step(instance_id, action, timeout)
+        record.steps += 1
+        record.terminated = result.terminated
+        record.lease.touch(time.time())
+        return {
+            "state": result.messages,
+            "reward": result.reward,
+            "is_terminated": result.terminated,
+            "info": result.info,
+            "env_type": record.env_type,  # for the front's metrics; it pops this before answering
+        }
+
+    async def evaluate(self, instance_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await enveloped(self._evaluate(instance_id, params))
+
+    async def _evaluate(self, instance_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        record = self._record(instance_id)
+        record.lease.touch(time.time())
+        try:
+            evaluation = await self.runtime.evaluate(instance_id, params)
+        except TrainboxError:
+            self._drop_if_lost(instance_id)
+            raise
+        return {"reward": evaluation.reward, "details": evaluation.details, "env_type": record.env_type}
+
+    async def release(self, instance_id: str, reason: str = "explicit") -> dict[str, Any]:
+        return await enveloped(self._release(instance_id, reason))
+
+    async def _release(self, instance_id: str, reason: str) -> bool:
+        record = self.records.pop(instance_id, None)
+        if record is None:
+            return False
+        self.released[reason] += 1
+        await self.runtime.close(instance_id)
+        return True
+
+    def _drop_if_lost(self, instance_id: str) -> None:
+        if instance_id in self.runtime.lost and self.records.pop(instance_id, None) is not None:
+            self.released["lost"] += 1
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                await self.sweep(time.time())
+            except Exception:  # the sweeper must outlive any one bad release
+                log.exception("TTL sweep failed")
+
+    async def sweep(self, now: float) -> list[tuple[str, str]]:
+        """Release every instance past a TTL, and account for instances lost with their worker."""
+        for instance_id in [i for i in self.records if i in self.runtime.lost]:
+            self._drop_if_lost(instance_id)
+        expired = [(i, r.lease.expiry_reason(now)) for i, r in self.records.items()]
+        due = [(i, reason) for i, reason in expired if reason]
+        for instance_id, reason in due:
+            with contextlib.suppress(TrainboxError):
+                await self._release(instance_id, reason)
+        return due
+
+    async def stats(self) -> dict[str, Any]:
+        runtime = self.runtime.stats()
+        return ok({
+            "name": self.settings.name,
+            "arch": self.settings.arch,
+            "live": len(self.records),
+            "capacity": self.settings.max_live,
+            "creating": self.creating,
+            "created": dict(self.created),
+            "released": dict(self.released),
+            "live_by_env": dict(collections.Counter(r.env_type for r in self.records.values())),
+            "runtime": runtime,
+        })  # fmt: skip
+
+    async def shutdown(self) -> dict[str, Any]:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for instance_id in list(self.records):
+            await self._release(instance_id, "explicit")
+        await self.runtime.close_all()
+        return ok(True)

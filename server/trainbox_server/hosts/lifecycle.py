@@ -1,0 +1,85 @@
+"""Pure lifecycle decisions: instance ids that name their host, TTL deadlines, release reasons, placement.
+
+No I/O here: the host actor and the front call these and act on the answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+ID_SEPARATOR = "--"
+RELEASE_REASONS = ("explicit", "idle", "lifetime", "lost")
+
+
+def new_instance_id(host: str) -> str:
+    """A fresh id that names its host, so any front can route it without shared state."""
+    return f"{host}{ID_SEPARATOR}{uuid.uuid4().hex}"
+
+
+def host_of(instance_id: str, hosts: list[str]) -> str | None:
+    """The host an id names (generated ids), else None: the caller must look it up."""
+    host, sep, _ = instance_id.partition(ID_SEPARATOR)
+    return host if sep and host in hosts else None
+
+
+def host_for_custom_id(instance_id: str, hosts: list[str]) -> str:
+    """Deterministic home of a caller-chosen id, so a duplicate always meets its twin on one host."""
+    digest = int.from_bytes(hashlib.blake2b(instance_id.encode(), digest_size=8).digest(), "big")
+    return sorted(hosts)[digest % len(hosts)]
+
+
+@dataclass
+class Lease:
+    """When an instance was made and used, and how long it may live."""
+
+    created_at: float
+    idle_ttl: float
+    max_lifetime: float
+    last_used_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.last_used_at = self.last_used_at or self.created_at
+
+    def touch(self, now: float) -> None:
+        self.last_used_at = now
+
+    def expires_at(self) -> float:
+        return min(self.last_used_at + self.idle_ttl, self.created_at + self.max_lifetime)
+
+    def expiry_reason(self, now: float) -> str | None:
+        """'lifetime' or 'idle' once a limit has passed, else None (lifetime wins when both have)."""
+        if now >= self.created_at + self.max_lifetime:
+            return "lifetime"
+        if now >= self.last_used_at + self.idle_ttl:
+            return "idle"
+        return None
+
+
+@dataclass
+class HostLoad:
+    name: str
+    arch: str
+    live: int
+    capacity: int
+    alive: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def choose_host(loads: list[HostLoad], arch: str | None) -> HostLoad | None:
+    """The least-loaded live host with room, of the requested architecture if one is asked for."""
+    candidates = [h for h in loads if h.alive and h.live < h.capacity and (arch is None or h.arch == arch)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda h: (h.live / max(h.capacity, 1), h.name))
+
+
+def validate_ttl(value: float | None, default: float, name: str, upper: float) -> float:
+    """A per-instance override of a TTL: positive and at most the service's ceiling."""
+    if value is None:
+        return default
+    if not 0 < value <= upper:
+        raise ValueError(f"{name} must be in (0, {upper:g}] seconds, got {value!r}")
+    return float(value)

@@ -1,0 +1,84 @@
+"""The reference's wire protocol (AgentScope Runtime training_box env_service), unchanged on the wire.
+
+``POST /<op>`` with ``{"env_type", "task_id", "instance_id", "messages", "params"}``; replies
+``{"success": bool, "data": ...}``. Errors keep the reference's status codes' meaning (4xx for the caller's
+mistakes) but carry a one-line message and our typed ``error`` object — never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from trainbox_server.errors import RequestError
+from trainbox_server.service.api_v1 import Service
+from trainbox_server.service.metrics import timed
+from trainbox_server.service.models import CompatRequest
+
+router = APIRouter(tags=["reference-compatible"])
+
+
+def _require(value: str | None, name: str) -> str:
+    if not value:
+        raise RequestError(f"{name} is required")
+    return value
+
+
+def _message(messages: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
+    if isinstance(messages, list):  # a list of messages: the last one is the action
+        messages = messages[-1] if messages else None
+    if not isinstance(messages, dict) or not messages:
+        raise RequestError("messages must be the assistant message, e.g. {'role': 'assistant', 'content': ...}")
+    return messages
+
+
+@router.post("/get_env_profile", summary="Task ids of params.split (reference protocol)")
+async def get_env_profile(service: Service, body: CompatRequest) -> dict[str, Any]:
+    env_type = _require(body.env_type, "env_type")
+    return {"success": True, "data": await service.task_ids(env_type, body.params.get("split", "train"))}
+
+
+@router.post("/create", summary="Create an instance (reference protocol)")
+async def create(service: Service, body: CompatRequest) -> dict[str, Any]:
+    env_type = _require(body.env_type, "env_type")
+    request = {
+        "env_type": env_type,
+        "task_id": _require(body.task_id, "task_id"),
+        "instance_id": body.instance_id,
+        "params": body.params,
+    }
+    async with timed("create", env_type):
+        (made,) = await service.create(request)
+    return {"success": True, "data": {"state": made["state"], "info": made["info"]}}
+
+
+@router.post("/step", summary="Step an instance (reference protocol)")
+async def step(service: Service, body: CompatRequest) -> dict[str, Any]:
+    instance_id = _require(body.instance_id, "instance_id")
+    async with timed("step") as timing:
+        result = await service.step(instance_id, _message(body.messages), body.params.get("request_id"))
+        timing.env = result.pop("env_type", "unknown")
+    return {"success": True, "data": result}
+
+
+@router.post("/evaluate", summary="Evaluate an instance (reference protocol)")
+async def evaluate(service: Service, body: CompatRequest) -> dict[str, Any]:
+    instance_id = _require(body.instance_id, "instance_id")
+    async with timed("evaluate") as timing:
+        result = await service.evaluate(instance_id, body.params)
+        timing.env = result.pop("env_type", "unknown")
+    if body.params.get("sparse", False) or timing.env != "bfcl":
+        return {"success": True, "data": result["reward"]}
+    return {"success": True, "data": {"reward": result["reward"], **result["details"]}}
+
+
+@router.post("/get_info", summary="Tools and task info of an instance (reference protocol)")
+async def get_info(service: Service, body: CompatRequest) -> dict[str, Any]:
+    return {"success": True, "data": await service.info(_require(body.instance_id, "instance_id"))}
+
+
+@router.post("/release", summary="Release an instance (reference protocol)")
+async def release(service: Service, body: CompatRequest) -> dict[str, Any]:
+    released = await service.release(_require(body.instance_id, "instance_id"))
+    return {"success": released, "data": None}

@@ -1,0 +1,63 @@
+"""Our resource-style REST API, versioned under /v1."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from trainbox_server.service.core import SandboxService
+from trainbox_server.service.metrics import timed
+from trainbox_server.service.models import CreateRequest, EvaluateRequest, StepRequest
+
+
+def get_service(request: Request) -> SandboxService:
+    service: SandboxService = request.app.state.service
+    return service
+
+
+Service = Annotated[SandboxService, Depends(get_service)]
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+@router.get("/environments", summary="Environment families served here")
+async def environments(service: Service) -> dict[str, Any]:
+    return {"environments": service.environments()}
+
+
+@router.get("/environments/{env_type}/tasks", summary="Task ids of a split")
+async def tasks(service: Service, env_type: str, split: Annotated[str, Query()] = "train") -> dict[str, Any]:
+    return {"env_type": env_type, "split": split, "task_ids": await service.task_ids(env_type, split)}
+
+
+@router.post("/instances", summary="Create an instance, or a group of `count` instances of one task")
+async def create(service: Service, body: CreateRequest) -> dict[str, Any]:
+    async with timed("create", body.env_type):
+        made = await service.create(body.model_dump())
+    return {"instances": [{k: v for k, v in m.items() if k != "host"} for m in made]}
+
+
+@router.get("/instances/{instance_id}", summary="An instance's lease and progress")
+async def get(service: Service, instance_id: str) -> dict[str, Any]:
+    return await service.get(instance_id)
+
+
+@router.post("/instances/{instance_id}/step", summary="Run the assistant message in the environment")
+async def step(service: Service, instance_id: str, body: StepRequest) -> dict[str, Any]:
+    async with timed("step") as timing:
+        result = await service.step(instance_id, body.action, body.request_id, body.timeout)
+        timing.env = result.pop("env_type", "unknown")
+    return result
+
+
+@router.post("/instances/{instance_id}/evaluate", summary="The reward (and the checker's details)")
+async def evaluate(service: Service, instance_id: str, body: EvaluateRequest) -> dict[str, Any]:
+    async with timed("evaluate") as timing:
+        result = await service.evaluate(instance_id, body.params)
+        timing.env = result.pop("env_type", "unknown")
+    return result
+
+
+@router.delete("/instances/{instance_id}", summary="Release an instance")
+async def release(service: Service, instance_id: str) -> dict[str, Any]:
+    return {"released": await service.release(instance_id), "reason": "explicit"}

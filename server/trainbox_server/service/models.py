@@ -1,0 +1,44 @@
+"""Request bodies of the REST API (pydantic: FastAPI validates them and documents them in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    env_type: str = Field(description="environment family, e.g. 'bfcl' or 'appworld'")
+    task_id: str = Field(min_length=1, description="a task id from GET /v1/environments/{env}/tasks")
+    params: dict[str, Any] = Field(default_factory=dict, description="family-specific create parameters")
+    count: int = Field(default=1, ge=1, description="> 1 creates a group of independent instances (GRPO)")
+    instance_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+    idle_ttl: float | None = Field(default=None, gt=0, description="seconds without calls before release")
+    max_lifetime: float | None = Field(default=None, gt=0, description="seconds after creation before release")
+    arch: Literal["amd64", "arm64"] | None = Field(default=None, description="CPU architecture to run on")
+
+
+class StepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: dict[str, Any] = Field(description="the assistant message (OpenAI chat format)")
+    request_id: str | None = Field(default=None, max_length=200, description="repeat it to retry safely")
+    timeout: float | None = Field(default=None, gt=0, le=3600, description="seconds before the step is stopped")
+
+
+class EvaluateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any] = Field(default_factory=dict, description="e.g. {'sparse': true}")
+
+
+class CompatRequest(BaseModel):
+    """The reference's body for every ``POST /<op>``."""
+
+    env_type: str | None = "appworld"
+    task_id: str | None = None
+    instance_id: str | None = None
+    messages: dict[str, Any] | list[Any] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
