@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
 import os
 import subprocess
 import sys
@@ -46,17 +47,16 @@ BFCL_PYTHON = ROOT / ".venvs/bfcl/bin/python"
 _DUMP = (
     "import json, sys\n"
     "from trainbox_server.envs import bfcl_data\n"
-    "print(json.dumps({c: {i: t.ground_truth for i, t in bfcl_data.tasks(c).items()} for c in sys.argv[1:]}))\n"
+    "print(json.dumps({c: bfcl_data.ground_truth_table(c) for c in sys.argv[1:]}))\n"
 )
 
 
 @cache
-def ground_truth(category: str) -> dict[str, Any]:
-    """Task id -> ground truth, exactly as the adapter's checker sees it (``None`` for (ir)relevance tasks)."""
+def _table(category: str) -> dict[str, Any]:
     try:
         from trainbox_server.envs import bfcl_data  # direct mode: we are in the BFCL venv
 
-        return {i: t.ground_truth for i, t in bfcl_data.tasks(category).items()}
+        return bfcl_data.ground_truth_table(category)
     except ImportError:
         pass
     env = {**os.environ, "PYTHONPATH": str(ROOT / "server")}
@@ -64,6 +64,15 @@ def ground_truth(category: str) -> dict[str, Any]:
         [str(BFCL_PYTHON), "-c", _DUMP, category], env=env, check=True, capture_output=True, text=True
     )
     return dict(json.loads(out.stdout)[category])
+
+
+def ground_truth(category: str) -> dict[str, Any]:
+    """Task id -> ground truth, exactly as the adapter's checker sees it (``None`` for (ir)relevance tasks)."""
+    return {task_id: row["ground_truth"] for task_id, row in _table(category).items()}
+
+
+def _functions(task_id: str) -> dict[str, dict[str, Any]]:
+    return dict(_table(task_id.rsplit("_", 1)[0])[task_id]["functions"])
 
 
 def _as_format(calls: list[tuple[str, dict[str, Any]]], style: int, tag: str) -> dict[str, Any]:
@@ -110,35 +119,86 @@ def wrong_multi_turn_steps(task_id: str) -> list[list[dict[str, Any]]]:
     return multi_turn_steps(task_id, turns)
 
 
-def _first_value(values: list[Any]) -> Any:
+def _answer_value(value: Any) -> Any:
+    """A concrete argument from BFCL's possible-answer notation (nested dicts map keys to value lists)."""
+    if isinstance(value, dict):
+        return {k: _answer_value(_pick(vs) if isinstance(vs, list) else vs) for k, vs in value.items() if _keep(vs)}
+    if isinstance(value, list):
+        return [_answer_value(v) for v in value]
+    return value
+
+
+def _keep(values: Any, required: bool = False) -> bool:
+    return required or not (isinstance(values, list) and "" in values)
+
+
+def _pick(values: list[Any]) -> Any:
     return next((v for v in values if v != ""), "")
 
 
 def single_turn_calls(task_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """The ground-truth calls of a single-turn task: each parameter's first accepted value (optional ones left out)."""
-    answer = ground_truth(task_id.rsplit("_", 1)[0])[task_id] or []
-    java_like = task_id.startswith(("simple_java", "simple_javascript"))
+    """The ground-truth calls of a single-turn task: each parameter's first accepted value; optional
+    parameters that may be omitted (accepted values include ``""``) are left out. Relevance tasks (no
+    ground truth, any valid call passes) get a call of their first function with placeholder values."""
+    offered = _functions(task_id)
+    answer = ground_truth(task_id.rsplit("_", 1)[0])[task_id]
+    if answer is None:
+        return [_placeholder_call(*next(iter(offered.items())))] if task_id.startswith("live_relevance") else []
     calls = []
     for item in answer:
         for name, params in item.items():
-            kwargs = {k: _first_value(v) for k, v in params.items() if _first_value(v) != ""}
-            if java_like:
-                kwargs = {k: _java_text(v) for k, v in kwargs.items()}
+            if name not in offered and len(offered) == 1:
+                name = next(iter(offered))  # BFCL's simple checker ignores the answer's name (e.g. simple_python_9x)
+            schema = offered.get(name, {})
+            required = schema.get("required", [])
+            kwargs = {k: _answer_value(_pick(vs)) for k, vs in params.items() if _keep(vs, k in required)}
+            if task_id.startswith("simple_javascript"):
+                kwargs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in kwargs.items()}
+            elif task_id.startswith("simple_java"):
+                kwargs = {k: _java_text(v, schema.get("properties", {}).get(k, {})) for k, v in kwargs.items()}
             calls.append((name, kwargs))
     return calls
 
 
-def _java_text(value: Any) -> Any:
-    """Java/JavaScript arguments travel as source text (BFCL shows them as strings)."""
+_PLACEHOLDERS = {"integer": 1, "float": 1.0, "number": 1.0, "boolean": True, "array": [], "tuple": [], "dict": {}}
+
+
+def _placeholder_call(name: str, schema: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    properties = schema.get("properties", {})
+    return name, {k: _PLACEHOLDERS.get(properties.get(k, {}).get("type"), "x") for k in schema.get("required", [])}
+
+
+def _java_text(value: Any, schema: dict[str, Any]) -> str:
+    """A Java argument as source text, in the forms BFCL's java_type_converter reads."""
+    kind = schema.get("type")
+    item = (schema.get("items") or {}).get("type")
+    if kind in ("Array", "ArrayList") and isinstance(value, list):
+        if kind == "Array":
+            return f"new {item or 'Object'}[]{{{', '.join(_java_scalar(v, item, quote=False) for v in value)}}}"
+        quote = item in (None, "String", "any", "Object")
+        return f"new ArrayList<>(Arrays.asList({', '.join(_java_scalar(v, item, quote=quote) for v in value)}))"
+    if kind == "HashMap" and isinstance(value, dict):
+        puts = " ".join(f'put("{k}", {_java_scalar(v, None, quote=True)});' for k, v in value.items())
+        return f"new HashMap<String, Object>() {{{{ {puts} }}}}"
+    return _java_scalar(value, kind, quote=False)
+
+
+def _java_scalar(value: Any, kind: str | None, quote: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value
-    return json.dumps(value)
+        return f'"{value}"' if quote else value
+    if kind == "long":
+        return f"{value}L"
+    if kind == "float":
+        return f"{value}f"
+    return str(value)
 
 
 def single_turn_message(task_id: str, style: int = 0, wrong: bool = False) -> dict[str, Any]:
     calls = single_turn_calls(task_id)
+    if style == 0 and any(keyword.iskeyword(k) for _, kw in calls for k in kw):
+        style = 1  # python-call text cannot carry a parameter named like a keyword (`from=`)
     if wrong and calls:
         name, kwargs = calls[0]
         key = next(iter(kwargs), None)
@@ -163,6 +223,16 @@ def _wrong_value(value: Any) -> Any:
     return value
 
 
+def _replay_one(instance: Any, task_id: str, multi_turn: bool, style: int) -> bool:
+    if not multi_turn:
+        return bool(instance.step(single_turn_message(task_id, style=style)).reward == 1.0)
+    result = None
+    for turn in multi_turn_steps(task_id):
+        for message in turn:
+            result = instance.step(message)
+    return result is not None and result.terminated and result.reward == 1.0
+
+
 def _replay_direct(categories: list[str]) -> int:
     """Replay every task of ``categories`` in this process (BFCL venv); print per-category pass counts."""
     from trainbox_server.envs.bfcl import make_family
@@ -172,14 +242,11 @@ def _replay_direct(categories: list[str]) -> int:
         passed, total = 0, 0
         for task_id in ground_truth(category):
             _, instance = family.create(task_id, {})
-            if category in MULTI_TURN:
-                result = None
-                for turn in multi_turn_steps(task_id):
-                    for message in turn:
-                        result = instance.step(message)
-                ok = result is not None and result.terminated and result.reward == 1.0
-            else:
-                ok = instance.step(single_turn_message(task_id, style=total % 3)).reward == 1.0
+            try:
+                ok = _replay_one(instance, task_id, category in MULTI_TURN, style=total % 3)
+            except Exception as e:
+                print(f"  ERROR {task_id}: {type(e).__name__}: {e}")
+                ok = False
             total += 1
             passed += ok
             if not ok:

@@ -284,11 +284,21 @@ class SingleTurnInstance:
                 raise InvalidAction(f"unknown function {call.name!r}; this task offers {sorted(by_name)}")
             if call.args:
                 raise InvalidAction(f"{call.name}: pass arguments by keyword (name=value), not by position")
-            errors = argument_errors(call.kwargs, by_name[name].get("parameters", {}))
+            errors = argument_errors(call.kwargs, by_name[name].get("parameters", {}), self._answer_types(name))
             if errors:
                 raise InvalidAction(f"{call.name}: " + "; ".join(errors))
             names.append(name)
         return names
+
+    def _answer_types(self, name: str) -> dict[str, frozenset[type]]:
+        """Per parameter, the types of the possible answers: BFCL's checker accepts those types too."""
+        if self.task.language != "python" or not isinstance(self.task.ground_truth, list):
+            return {}
+        types: dict[str, set[type]] = {}
+        for answer in self.task.ground_truth:
+            for param, values in answer.get(name, {}).items():
+                types.setdefault(param, set()).update(type(v) for v in values if v != "")
+        return {param: frozenset(ts) for param, ts in types.items()}
 
     def _score(self, decoded: list[dict[str, Any]]) -> Evaluation:
         task = self.task

@@ -203,11 +203,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def type_error(param: str, value: Any, schema: dict[str, Any]) -> str | None:
-    """Why ``value`` does not fit the declared type of ``param``, or ``None`` if it fits (or is untyped)."""
+def type_error(param: str, value: Any, schema: dict[str, Any], also: frozenset[type] = frozenset()) -> str | None:
+    """Why ``value`` does not fit the declared type of ``param``, or ``None`` if it fits (or is untyped).
+
+    ``also``: further exact types to accept (BFCL's AST checker accepts a value whose type is that of the
+    task's possible answers, its notation for variables such as ``"data['sales']"`` for an array).
+    """
     declared = schema.get("type")
     allowed = _TYPES.get(declared) if isinstance(declared, str) else None
-    if allowed is None or value is None:
+    if allowed is None or value is None or type(value) in also:
         return None  # 'any', Java/JS type names, unions: the checker judges those
     if isinstance(value, bool) and bool not in allowed:
         return f"parameter {param!r} expects {declared}, got boolean {value!r}"
@@ -221,14 +225,19 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def argument_errors(kwargs: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
-    """Problems of keyword arguments against a BFCL ``parameters`` schema: unknown, missing, mistyped."""
+def argument_errors(
+    kwargs: dict[str, Any], parameters: dict[str, Any], also: dict[str, frozenset[type]] | None = None
+) -> list[str]:
+    """Problems of keyword arguments against a BFCL ``parameters`` schema: unknown, missing, mistyped.
+
+    ``also`` maps a parameter to further accepted types (see ``type_error``).
+    """
     properties: dict[str, Any] = parameters.get("properties") or {}
     errors = [f"unknown parameter {k!r}" for k in kwargs if k not in properties]
     errors += [f"missing required parameter {k!r}" for k in parameters.get("required", []) if k not in kwargs]
     for key, value in kwargs.items():
         if key in properties:
-            problem = type_error(key, value, properties[key])
+            problem = type_error(key, value, properties[key], (also or {}).get(key, frozenset()))
             if problem:
                 errors.append(problem)
     if errors and properties:

@@ -247,3 +247,14 @@ def initial_messages(task: Task) -> list[dict[str, Any]]:
 def tools(task: Task) -> list[dict[str, Any]]:
     initial_messages(task)
     return task._created["tools"]
+
+
+def ground_truth_table(category: str) -> dict[str, dict[str, Any]]:
+    """Per task: the ground truth and each function's raw parameter schema (for replay tests, as JSON)."""
+    return {
+        task_id: {
+            "ground_truth": task.ground_truth,
+            "functions": {f["name"]: f.get("parameters", {}) for f in task.entry["function"]},
+        }
+        for task_id, task in tasks(category).items()
+    }
