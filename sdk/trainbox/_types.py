@@ -8,10 +8,13 @@ Unknown extra keys are kept, so a newer service can add fields.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict, TypeVar
+from typing import Any, NotRequired, TypeVar
 
 import httpx
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+
+# pydantic needs typing_extensions' TypedDict before Python 3.12 (it depends on typing_extensions itself).
+from typing_extensions import TypedDict
 
 from ._exceptions import ProtocolError
 
