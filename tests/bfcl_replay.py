@@ -60,9 +60,7 @@ def _table(category: str) -> dict[str, Any]:
     except ImportError:
         pass
     env = {**os.environ, "PYTHONPATH": str(ROOT / "server")}
-    out = subprocess.run(
-        [str(BFCL_PYTHON), "-c", _DUMP, category], env=env, check=True, capture_output=True, text=True
-    )
+    out = subprocess.run([str(BFCL_PYTHON), "-c", _DUMP, category], env=env, check=True, capture_output=True, text=True)
     return dict(json.loads(out.stdout)[category])
 
 

@@ -81,11 +81,8 @@ class BfclFamily:
 
     def create(self, task_id: str, params: dict[str, Any]) -> tuple[Created, Any]:
         task = _find_task(task_id)
-        instance: MultiTurnInstance | SingleTurnInstance
-        if task.multi_turn:
-            instance = MultiTurnInstance(task, params)
-        else:
-            instance = SingleTurnInstance(task, params)
+        kind = MultiTurnInstance if task.multi_turn else SingleTurnInstance
+        instance = kind(task, params)
         info = {
             "task_id": task.id,
             "category": task.category,

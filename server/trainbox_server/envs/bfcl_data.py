@@ -191,9 +191,7 @@ def system_prompt(functions: list[dict[str, Any]]) -> str:
             output_format=OUTPUT_FORMAT_MAPPING["python"], param_types=PARAM_TYPE_MAPPING["python"]
         ),
         multiturn_behavior=style["multiturn_behavior"],
-        available_tools=style["available_tools"].format(
-            format="json", functions=json.dumps(functions, indent=4)
-        ),
+        available_tools=style["available_tools"].format(format="json", functions=json.dumps(functions, indent=4)),
     )
 
 

@@ -174,7 +174,5 @@ def check_ast(
     from bfcl_eval.constants.enums import Language
     from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
 
-    result: dict[str, Any] = ast_checker(
-        functions, output, answer, Language(language), category, CHECKER_MODEL_NAME
-    )
+    result: dict[str, Any] = ast_checker(functions, output, answer, Language(language), category, CHECKER_MODEL_NAME)
     return result
