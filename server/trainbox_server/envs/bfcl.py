@@ -201,9 +201,9 @@ class MultiTurnInstance:
         self.turns.append([])
         info: dict[str, Any] = {"turn": turn}
         messages = [dict(m) for m in questions[turn]]
-        revealed = self.task.entry.get("missed_function", {}).get(str(turn))
+        revealed = self.task.revealed_at(turn)
         if revealed:
-            self.available = (self.available or list(self.task.entry["function"])) + revealed
+            self.available = (self.available or list(self.task.prompt_functions)) + revealed
             messages = [{"role": "user", "content": data.additional_functions_prompt(revealed)}]
             info["new_tools"] = data.openai_tools(revealed)
             info["tools"] = data.openai_tools(self.available)
@@ -308,7 +308,7 @@ class SingleTurnInstance:
         else:
             from trainbox_server.envs.bfcl_exec import check_ast
 
-            functions = task.entry["function"]
+            functions = task.functions
             result = check_ast(functions, decoded, task.ground_truth, task.category, task.language)
         verdict = _verdict(result, ())
         score = 1.0 if verdict["valid"] else 0.0

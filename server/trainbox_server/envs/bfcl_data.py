@@ -66,13 +66,16 @@ _TYPE_TO_OPENAI = {
 
 @dataclass
 class Task:
-    """One BFCL test entry with its ground truth, in the shape the official checkers take."""
+    """One BFCL test entry with its ground truth, in the shape the official checkers take.
+
+    Function docs are attached on first use (multi-turn docs are shared per environment class), so
+    listing a category costs only its JSON parse.
+    """
 
     id: str
     category: str
-    entry: dict[str, Any]  # the test entry: question, function (raw docs), initial_config, ...
+    entry: dict[str, Any]  # the test entry: question, initial_config, involved_classes, ...
     ground_truth: Any  # multi-turn: list[list[str]] per turn; AST: list[{func: {param: [values]}}]
-    prompt_functions: list[dict[str, Any]]  # the docs shown to the model (BFCL's language hints applied)
     _created: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -82,6 +85,35 @@ class Task:
     @property
     def language(self) -> str:
         return {"simple_java": "java", "simple_javascript": "javascript"}.get(self.category, "python")
+
+    @property
+    def functions(self) -> list[dict[str, Any]]:
+        """The raw function docs (what BFCL's checkers get); multi-turn: minus the held-out ones."""
+        if self.multi_turn and "function" not in self.entry:
+            _add_multi_turn_functions(self.entry)
+        functions: list[dict[str, Any]] = self.entry["function"]
+        return functions
+
+    def revealed_at(self, turn: int) -> list[dict[str, Any]]:
+        """miss_func: the held-out function docs that become available at ``turn`` (raw, as BFCL shows them)."""
+        if not self.multi_turn:
+            return []
+        self.functions  # noqa: B018 - attaches the docs, held-out ones included
+        revealed: list[dict[str, Any]] = self.entry.get("missed_function", {}).get(str(turn), [])
+        return revealed
+
+    @property
+    def prompt_functions(self) -> list[dict[str, Any]]:
+        """The docs shown to the model: BFCL's language hints applied (Java/JS types become strings)."""
+        if "prompt_functions" not in self._created:
+            if self.multi_turn:
+                hinted = {f["name"]: f for name in self.entry["involved_classes"] for f in hinted_class_docs(name)}
+                prompt = [hinted[f["name"]] for f in self.functions]
+            else:
+                prompt = _with_language_hints(self.functions, self.category)
+            self._created["prompt_functions"] = prompt
+        result: list[dict[str, Any]] = self._created["prompt_functions"]
+        return result
 
 
 def data_dir() -> Path:
@@ -127,10 +159,7 @@ def tasks(category: str) -> dict[str, Task]:
     result = {}
     for entry in entries:
         _apply_upstream_fix(entry, answers)
-        if category in MULTI_TURN_CATEGORIES:
-            _add_multi_turn_functions(entry)
-        prompt_functions = _with_language_hints(entry["function"], category)
-        result[entry["id"]] = Task(entry["id"], category, entry, answers.get(entry["id"]), prompt_functions)
+        result[entry["id"]] = Task(entry["id"], category, entry, answers.get(entry["id"]))
     return result
 
 
@@ -154,12 +183,18 @@ def class_docs(class_name: str) -> tuple[dict[str, Any], ...]:
     return tuple(_read_jsonl(path))
 
 
+@cache
+def hinted_class_docs(class_name: str) -> tuple[dict[str, Any], ...]:
+    return tuple(_with_language_hints(list(class_docs(class_name)), "multi_turn"))
+
+
 def _add_multi_turn_functions(entry: dict[str, Any]) -> None:
     """BFCL's ``populate_test_cases_with_predefined_functions``: docs of the involved classes, minus holdouts.
 
-    ``missed_function`` becomes ``{turn index (str): [docs]}``: functions revealed at that turn.
+    ``missed_function`` becomes ``{turn index (str): [docs]}``: functions revealed at that turn. The doc
+    dicts are shared between tasks (read-only).
     """
-    functions = [copy.deepcopy(doc) for name in entry["involved_classes"] for doc in class_docs(name)]
+    functions = [doc for name in entry["involved_classes"] for doc in class_docs(name)]
     missed = entry.get("missed_function", {})
     for turn, names in missed.items():
         missed[turn] = [f for f in functions if f["name"] in names]
@@ -252,7 +287,7 @@ def ground_truth_table(category: str) -> dict[str, dict[str, Any]]:
     return {
         task_id: {
             "ground_truth": task.ground_truth,
-            "functions": {f["name"]: f.get("parameters", {}) for f in task.entry["function"]},
+            "functions": {f["name"]: f.get("parameters", {}) for f in task.functions},
         }
         for task_id, task in tasks(category).items()
     }
