@@ -92,7 +92,10 @@ class Scenario:
             raise NameError(f"name {call.name!r} is not defined; available functions: {sorted(self.methods)}")
         # fresh argument objects per execution (as BFCL's eval of a string gives): environments keep
         # references to lists they receive, and the same call is replayed by the checker
-        kwargs = copy.deepcopy(bind_arguments(method, call))
+        try:
+            kwargs = copy.deepcopy(bind_arguments(method, call))
+        except TypeError as e:
+            raise TypeError(f"{call.name}() {e}; signature: {call.name}{inspect.signature(method)}") from None
         properties = self.docs.get(call.name, {}).get("parameters", {}).get("properties", {})
         for key, value in kwargs.items():
             problem = type_error(key, value, properties.get(key, {}))
