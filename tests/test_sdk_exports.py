@@ -9,6 +9,7 @@ from trainbox import _exceptions
 EXPECTED = {
     "AsyncTrainingSandbox",
     "BadRequest",
+    "Busy",
     "CapacityExceeded",
     "ConnectError",
     "CreateResult",
@@ -38,6 +39,7 @@ EXPECTED = {
     "UnknownInstance",
     "UnknownSplit",
     "UnknownTask",
+    "UnavailableArchitecture",
     "UnsupportedTask",
     "__version__",
 }

@@ -37,12 +37,15 @@ def _answer(status: int, kind: str, infra: bool, headers: dict[str, str] | None 
         (503, "environment_unavailable", True, trainbox.EnvironmentUnavailable),
         (429, "capacity_exceeded", True, trainbox.CapacityExceeded),
         (500, "environment_failure", True, trainbox.EnvironmentFailure),
+        (422, "unavailable_architecture", False, trainbox.UnavailableArchitecture),
+        (503, "busy", True, trainbox.Busy),
         (418, "some_new_kind", False, trainbox.RequestError),
+        (500, "error", True, trainbox.InfraError),
         (502, "some_new_infra_kind", True, trainbox.InfraError),
     ],
 )
 def test_error_answers_map_to_typed_exceptions(status, kind, infra, expected):
-    error = error_from_response(_answer(status, kind, infra))
+    error = error_from_response(_answer(status, kind, infra and kind != "error"))
     assert type(error) is expected
     assert (error.status_code, error.kind, error.infra) == (status, kind, infra)
     assert error.message == f"{kind} happened"

@@ -17,6 +17,7 @@ from ._async import AsyncTrainingSandbox
 from ._base import DEFAULT_TIMEOUT
 from ._exceptions import (
     BadRequest,
+    Busy,
     CapacityExceeded,
     ConnectError,
     DuplicateInstance,
@@ -34,6 +35,7 @@ from ._exceptions import (
     TrainboxError,
     TransportError,
     Unauthorized,
+    UnavailableArchitecture,
     UnknownEnvironment,
     UnknownInstance,
     UnknownSplit,
@@ -49,6 +51,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "AsyncTrainingSandbox",
     "BadRequest",
+    "Busy",
     "CapacityExceeded",
     "ConnectError",
     "CreateResult",
@@ -73,6 +76,7 @@ __all__ = [
     "TrainingSandbox",
     "TransportError",
     "Unauthorized",
+    "UnavailableArchitecture",
     "UnknownEnvironment",
     "UnknownInstance",
     "UnknownSplit",

@@ -240,7 +240,7 @@ class AsyncTrainingSandbox(SandboxBase):
     async def evaluate(
         self, instance_id: str, messages: Any = None, params: Mapping[str, Any] | None = None, *, details: bool = False
     ) -> float | EvaluateResult:
-        body = self._evaluate_body(messages, params)
+        body = self._evaluate_body(params)
         path = f"/v1/instances/{instance_id}/evaluate"
         result = _types.parse(EvaluateResult, await self._request("POST", path, json=body, safety=Safety.IDEMPOTENT))
         return result if details else result["reward"]

@@ -98,14 +98,8 @@ class SandboxBase:
     ) -> dict[str, Any]:
         # Every step carries a request id, so the retry after a lost answer is answered from the service's
         # record of the first attempt instead of running the action twice.
-        body: dict[str, Any] = {
-            "action": dict(action or {}),
-            "request_id": request_id or uuid.uuid4().hex,
-            "timeout": timeout,
-        }
-        if params:
-            body["params"] = dict(params)
-        return body
+        # ``params`` is part of the reference's signature; no environment reads step parameters yet.
+        return {"action": dict(action or {}), "request_id": request_id or uuid.uuid4().hex, "timeout": timeout}
 
     def _call_timeout(self, server_timeout: float | None) -> httpx.Timeout | None:
         """The HTTP wait for a call that asked the service for ``server_timeout`` seconds."""
@@ -119,11 +113,9 @@ class SandboxBase:
         return list(actions.items()) if isinstance(actions, Mapping) else list(actions)
 
     @staticmethod
-    def _evaluate_body(messages: Any, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"params": dict(params or {})}
-        if messages:
-            body["messages"] = messages
-        return body
+    def _evaluate_body(params: Mapping[str, Any] | None) -> dict[str, Any]:
+        # The reference's ``messages`` argument is not sent: the service scores the instance's own trajectory.
+        return {"params": dict(params or {})}
 
 
 def _timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:

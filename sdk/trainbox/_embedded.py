@@ -1,10 +1,14 @@
 """The embedded local service: what ``TrainingSandbox()`` talks to when no endpoint is configured.
 
 It runs ``python -m trainbox_server serve`` (with this interpreter, so ``pip install trainbox-server`` next to
-the SDK is all it takes) on 127.0.0.1 with a free port, in its own session so the whole process tree
+the SDK is all it takes) on 127.0.0.1, in its own session so the whole process tree
 (the service, its local Ray, the environment workers) can be stopped by process group. Its owner stops it
 on ``close()`` / leaving the ``with`` block; an ``atexit`` hook stops it if the owner never did. Ctrl-C
 reaches only the trainer (the service is in another session), whose exit then stops the service.
+
+The SDK picks the free port itself (as the service does for ``--port 0``: bind port 0, read it, close), so
+it knows the URL without depending on the ready file; it still passes ``--ready-file`` and prefers the URL
+written there. Ready means ``GET /readyz`` answers 200.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +49,7 @@ class EmbeddedService:
         self.url: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
+        self._expected_url = ""
         self._started_at = 0.0
         self._last_progress = 0.0
 
@@ -58,7 +64,7 @@ class EmbeddedService:
         try:
             while True:
                 url = self._poll()
-                if url is not None and _ready_sync(url):
+                if _ready_sync(url):
                     return self._ready(url)
                 time.sleep(_POLL)
         except BaseException:
@@ -70,7 +76,7 @@ class EmbeddedService:
         try:
             while True:
                 url = self._poll()
-                if url is not None and await _ready_async(url):
+                if await _ready_async(url):
                     return self._ready(url)
                 await asyncio.sleep(_POLL)
         except BaseException:
@@ -85,9 +91,9 @@ class EmbeddedService:
                 "running service with base_url= or the TRAINBOX_URL environment variable"
             )
         self._dir = Path(tempfile.mkdtemp(prefix="trainbox-embedded-"))
-        ready_file = self._dir / "url"
-        command = [sys.executable, "-m", "trainbox_server", "serve", "--host", "127.0.0.1", "--port", "0"]
-        command += ["--ready-file", str(ready_file)]
+        self._expected_url = f"http://127.0.0.1:{_free_port()}"
+        command = [sys.executable, "-m", "trainbox_server", "serve", "--host", "127.0.0.1"]
+        command += ["--port", self._expected_url.rsplit(":", 1)[1], "--ready-file", str(self._dir / "url")]
         with open(self._dir / "service.log", "wb") as out:
             self._proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -96,8 +102,8 @@ class EmbeddedService:
         self._started_at = self._last_progress = time.monotonic()
         log.info("starting the embedded trainbox service (pid %d): %s", self._proc.pid, " ".join(command))
 
-    def _poll(self) -> str | None:
-        """The service's URL once its ready file is written; raises if it died or is too slow."""
+    def _poll(self) -> str:
+        """The URL to probe for readiness; raises if the service died or is too slow."""
         assert self._proc is not None and self._dir is not None
         code = self._proc.poll()
         if code is not None:
@@ -115,10 +121,10 @@ class EmbeddedService:
             self._last_progress = time.monotonic()
             log.info("waiting for the embedded trainbox service to be ready (%.0f s)", elapsed)
         try:
-            url = (self._dir / "url").read_text().strip()
+            written = (self._dir / "url").read_text().strip()
         except FileNotFoundError:
-            return None
-        return url if url.startswith(("http://", "https://")) else None
+            written = ""
+        return written if written.startswith(("http://", "https://")) else self._expected_url
 
     def _ready(self, url: str) -> str:
         self.url = url.rstrip("/")
@@ -157,6 +163,13 @@ class EmbeddedService:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
         self.url = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _signal_group(group: int, sig: int) -> bool:

@@ -11,12 +11,14 @@
     │   ├── DuplicateInstance           409      an instance id already in use
     │   ├── EpisodeOver                 409      step after the episode terminated
     │   ├── InvalidAction               422      no code / unparsable call / wrong arguments
-    │   └── UnsupportedTask             422      exists but cannot run offline
+    │   ├── UnsupportedTask             422      exists but cannot run offline
+    │   └── UnavailableArchitecture     422      no host of the requested CPU architecture (arch=)
     ├── InfraError                      not the model's fault: drop the rollout (infra=True)
     │   ├── StepTimeout                 504      the service gave up on the call; its worker was replaced
     │   ├── InstanceLost                410      the instance's worker died; the instance is gone
     │   ├── EnvironmentUnavailable      503      family not installed or its data missing
     │   ├── CapacityExceeded            429      admission control; ``.retry_after`` seconds
+    │   │   └── Busy                    503      too many creations in flight right now
     │   ├── EnvironmentFailure          500      the environment failed unexpectedly
     │   └── TransportError              no usable HTTP answer
     │       ├── ConnectError            could not reach the service (nothing was sent)
@@ -26,8 +28,9 @@
 
 Errors the service answered carry ``status_code``, ``kind`` (the wire name), ``message``, ``infra`` and the
 ``response``; transport errors carry the ``request``; every error counts the ``attempts`` made. An error kind
-this SDK does not know yet maps to ``RequestError`` or ``InfraError`` by its ``infra`` flag, so newer
-services keep working with older SDKs.
+this SDK does not know yet maps to ``InfraError`` when the service flags it ``infra`` or answered 5xx/429
+(a failing service is never the model's fault), else to ``RequestError``: newer services keep working
+with older SDKs.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import httpx
 
 __all__ = [
     "BadRequest",
+    "Busy",
     "CapacityExceeded",
     "ConnectError",
     "DuplicateInstance",
@@ -56,6 +60,7 @@ __all__ = [
     "TrainboxError",
     "TransportError",
     "Unauthorized",
+    "UnavailableArchitecture",
     "UnknownEnvironment",
     "UnknownInstance",
     "UnknownSplit",
@@ -140,6 +145,10 @@ class UnsupportedTask(RequestError):
     kind = "unsupported_task"
 
 
+class UnavailableArchitecture(RequestError):
+    kind = "unavailable_architecture"
+
+
 class InfraError(TrainboxError):
     kind = "infra_error"
     infra = True
@@ -163,6 +172,10 @@ class CapacityExceeded(InfraError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class Busy(CapacityExceeded):
+    kind = "busy"
 
 
 class EnvironmentFailure(InfraError):
@@ -202,10 +215,12 @@ _BY_KIND: dict[str, type[TrainboxError]] = {
         EpisodeOver,
         InvalidAction,
         UnsupportedTask,
+        UnavailableArchitecture,
         StepTimeout,
         InstanceLost,
         EnvironmentUnavailable,
         CapacityExceeded,
+        Busy,
         EnvironmentFailure,
     )
 }
@@ -243,12 +258,13 @@ def error_from_response(response: httpx.Response) -> TrainboxError:
         )
     kind = str(body.get("kind") or ("bad_request" if status < 500 else "infra_error"))
     message = str(body.get("message") or f"HTTP {status}")
-    infra_flag = body.get("infra")
-    infra = bool(infra_flag) if isinstance(infra_flag, bool) else status >= 500 or status == 429
-    cls = _BY_KIND.get(kind) or (InfraError if infra else RequestError)
+    cls = _BY_KIND.get(kind)
+    if cls is None:  # a kind newer than this SDK, or the service's catch-all for its own bugs
+        cls = InfraError if body.get("infra") is True or status >= 500 or status == 429 else RequestError
+    infra = issubclass(cls, InfraError)
     kwargs: dict[str, Any] = {"status_code": status, "kind": kind, "infra": infra, "response": response}
-    if cls is CapacityExceeded:
-        return CapacityExceeded(message, retry_after=retry_after_seconds(response), **kwargs)
+    if issubclass(cls, CapacityExceeded):
+        return cls(message, retry_after=retry_after_seconds(response), **kwargs)
     return cls(message, **kwargs)
 
 

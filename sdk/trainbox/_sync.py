@@ -256,7 +256,7 @@ class TrainingSandbox(SandboxBase):
         ``params`` go to the environment (e.g. ``{"sparse": True}``). ``messages`` is accepted for the
         reference's signature; the service scores the instance's own trajectory.
         """
-        body = self._evaluate_body(messages, params)
+        body = self._evaluate_body(params)
         response = self._request("POST", f"/v1/instances/{instance_id}/evaluate", json=body, safety=Safety.IDEMPOTENT)
         result = _types.parse(EvaluateResult, response)
         return result if details else result["reward"]
