@@ -151,7 +151,7 @@ def _verdict(result: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
 class MultiTurnInstance:
     """An episode of a multi-turn task: live environment objects plus the calls made, turn by turn."""
 
-    __slots__ = ("_evaluation", "available", "done", "forced_quit", "scenario", "sparse", "task", "turns")
+    __slots__ = ("_evaluation", "available", "done", "forced_quit", "scenario", "sparse", "steps", "task", "turns")
 
     def __init__(self, task: data.Task, params: dict[str, Any]) -> None:
         self.task = task
@@ -161,12 +161,14 @@ class MultiTurnInstance:
         self.available: list[dict[str, Any]] | None = None  # function docs, once a turn reveals more
         self.done = False
         self.forced_quit = False
+        self.steps = 0  # accepted steps so far: the cached evaluation is valid for one value
         self._evaluation: tuple[int, Evaluation] | None = None
 
     def step(self, message: Message) -> StepResult:
         if self.done:
             raise EpisodeOver(f"episode of {self.task.id} is over; evaluate or close it")
         calls = _parse(message)
+        self.steps += 1
         if calls:
             return self._run_calls(calls)
         return self._end_turn()
@@ -211,9 +213,8 @@ class MultiTurnInstance:
 
     def evaluate(self, params: dict[str, Any]) -> Evaluation:
         sparse = bool(params.get("sparse", self.sparse))
-        version = sum(len(t) for t in self.turns) * 1000 + len(self.turns) + 100_000 * self.done
-        if self._evaluation is None or self._evaluation[0] != version:
-            self._evaluation = (version, self._check())
+        if self._evaluation is None or self._evaluation[0] != self.steps:
+            self._evaluation = (self.steps, self._check())
         scores = self._evaluation[1]
         reward = scores.details["sparse"] if sparse else scores.details["dense"]
         return Evaluation(reward, {**scores.details, "mode": "sparse" if sparse else "dense"})
