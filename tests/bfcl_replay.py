@@ -39,6 +39,16 @@ SINGLE_TURN = (
     "live_irrelevance",
     "live_relevance",
 )
+# Tasks whose ground truth BFCL's own ast_checker rejects (dataset defects in bfcl-eval 2025.10.1).
+UNPASSABLE = {
+    "simple_java_36": "ArrayList of 'any' items: the converter keeps every element a string, the answer has ints",
+    "simple_java_64": "possible answer for a HashMap entry is a bare string, compared character by character",
+    "simple_java_65": "ArrayList of 'any' items: the converter keeps every element a string, the answer has bools",
+    "live_simple_106-63-0": "required array parameters whose list of possible answers is empty",
+    "live_simple_112-68-0": "required array parameters whose list of possible answers is empty",
+    "live_multiple_862-181-3": "answer uses 'journey_start_time', which the function does not declare",
+    "live_multiple_964-207-0": "answer uses 'question'; the function's only (required) parameter is 'statement'",
+}
 MAX_STEPS_PER_TURN = 10
 END_OF_TURN = {"role": "assistant", "content": "I have completed the request."}
 
@@ -247,7 +257,9 @@ def _replay_direct(categories: list[str]) -> int:
                 ok = False
             total += 1
             passed += ok
-            if not ok:
+            if not ok and task_id in UNPASSABLE:
+                print(f"  known dataset defect {task_id}: {UNPASSABLE[task_id]}")
+            elif not ok:
                 failures += 1
                 print(f"  FAIL {task_id}: {json.dumps(instance.evaluate({}).details)[:600]}")
             instance.close()

@@ -29,16 +29,7 @@ from tests import bfcl_replay as replay
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 CONCURRENCY = 16
 
-# Tasks whose ground truth BFCL's own ast_checker rejects (dataset defects in bfcl-eval 2025.10.1).
-UNPASSABLE = {
-    "simple_java_36": "ArrayList of 'any' items: the converter keeps every element a string, the answer has ints",
-    "simple_java_64": "possible answer for a HashMap entry is a bare string, compared character by character",
-    "simple_java_65": "ArrayList of 'any' items: the converter keeps every element a string, the answer has bools",
-    "live_simple_106-63-0": "required array parameters whose list of possible answers is empty",
-    "live_simple_112-68-0": "required array parameters whose list of possible answers is empty",
-    "live_multiple_862-181-3": "answer uses 'journey_start_time', which the function does not declare",
-    "live_multiple_964-207-0": "answer uses 'question'; the function's only (required) parameter is 'statement'",
-}
+UNPASSABLE = replay.UNPASSABLE
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
