@@ -331,3 +331,19 @@ async def test_single_turn_accepts_openai_names_for_dotted_functions(rt: Runtime
     with pytest.raises(EpisodeOver):
         await rt.step(created.instance_id, replay.END_OF_TURN)
     await rt.close(created.instance_id)
+
+
+async def test_a_turn_is_cut_off_after_bfcls_step_limit(rt: Runtime) -> None:
+    created = await rt.create("bfcl", "multi_turn_base_0", {})
+    iid = created.instance_id
+    for _ in range(20):
+        step = await rt.step(iid, {"role": "assistant", "content": "[pwd()]"})
+        assert not step.terminated
+    step = await rt.step(iid, {"role": "assistant", "content": "[pwd()]"})
+    assert step.terminated and step.reward == 0.0
+    assert step.messages[-1] == {"role": "user", "content": "Model has been forced to quit after 20 steps."}
+    evaluation = await rt.evaluate(iid, {})
+    assert evaluation.reward == 0.0 and evaluation.details["finished"] is False
+    with pytest.raises(EpisodeOver):
+        await rt.step(iid, replay.END_OF_TURN)
+    await rt.close(iid)
