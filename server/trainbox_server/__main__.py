@@ -37,14 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         config.ray_address = args.ray_address
     port = args.port or _free_port(args.host)
     url = f"http://{args.host}:{port}"
-    app = create_app(config)
 
-    @app.on_event("startup")
-    async def announce() -> None:
+    def announce() -> None:
         print(f"trainbox listening on {url}", flush=True)
         if args.ready_file:
             with open(args.ready_file, "w") as ready:
                 ready.write(url)
+
+    app = create_app(config, on_ready=announce)
 
     print(f"starting trainbox on {url} (Ray: {config.ray_address or 'local'}) ...", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False)

@@ -45,16 +45,20 @@ def local_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
 
 
-def start_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Join the Ray at ``address``, or start a local one on loopback labelled with this machine's arch."""
+def start_ray(address: str | None, num_cpus: int | None = None, namespace: str = NAMESPACE) -> None:
+    """Join the Ray at ``address``, or start a local one on loopback labelled with this machine's arch.
+
+    ``namespace`` scopes the host actors: services in different namespaces share Ray but not hosts.
+    """
     if ray.is_initialized():
         return
-    common: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False}
+    # The driver's own address: loopback unless told otherwise (Ray would pick the interface address).
+    node_ip = os.environ.get("TRAINBOX_NODE_IP", "127.0.0.1")
+    common: dict[str, Any] = {"namespace": namespace, "log_to_driver": False, "_node_ip_address": node_ip}
     if address:
         ray.init(address=address, **common)
     else:
         ray.init(
-            _node_ip_address="127.0.0.1",
             include_dashboard=False,
             num_cpus=num_cpus or os.cpu_count(),
             labels={ARCH_LABEL: local_arch()},

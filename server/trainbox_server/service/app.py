@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -80,7 +80,12 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def create_app(config: ServiceConfig | None = None, service: SandboxService | None = None) -> FastAPI:
+def create_app(
+    config: ServiceConfig | None = None,
+    service: SandboxService | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The service app. ``on_ready`` runs once Ray and the hosts are up (the CLI announces its URL)."""
     config = config or ServiceConfig.from_env()
     service = service or SandboxService(config)
 
@@ -88,6 +93,8 @@ def create_app(config: ServiceConfig | None = None, service: SandboxService | No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start_async()
         REGISTRY.register(collector := HostCollector(service))
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:

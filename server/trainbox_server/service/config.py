@@ -19,6 +19,7 @@ class ServiceConfig:
 
     ray_address: str | None = None  # TRAINBOX_RAY_ADDRESS: join this Ray; unset: start a local one
     ray_num_cpus: int | None = None
+    ray_namespace: str = "trainbox"  # TRAINBOX_RAY_NAMESPACE: services in other namespaces get other hosts
     hosts_per_node: int = 1  # TRAINBOX_HOSTS_PER_NODE
     idle_ttl: float = 300.0  # TRAINBOX_IDLE_TTL (s)
     max_lifetime: float = 3600.0  # TRAINBOX_MAX_LIFETIME (s)
@@ -39,6 +40,7 @@ class ServiceConfig:
             token = Path(token_file).read_text().strip()
         return cls(
             ray_address=os.environ.get("TRAINBOX_RAY_ADDRESS") or None,
+            ray_namespace=_env("RAY_NAMESPACE", "trainbox"),
             hosts_per_node=int(_env("HOSTS_PER_NODE", "1")),
             idle_ttl=float(_env("IDLE_TTL", "300")),
             max_lifetime=float(_env("MAX_LIFETIME", "3600")),

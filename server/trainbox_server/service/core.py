@@ -51,7 +51,7 @@ class SandboxService:
 
     def start(self) -> None:
         """Blocking set-up (Ray, hosts); call from a thread or before serving."""
-        start_ray(self.config.ray_address, self.config.ray_num_cpus)
+        start_ray(self.config.ray_address, self.config.ray_num_cpus, self.config.ray_namespace)
         self.hosts.ensure_hosts()
 
     async def start_async(self) -> None:

@@ -1,0 +1,133 @@
+"""Test helpers that start real things: a two-node Ray cluster on loopback and trainbox service processes.
+
+The Ray nodes carry the ``trainbox.dev/arch`` label (head amd64, second node arm64), so placement by
+architecture goes through Ray's own label scheduling. Everything binds 127.0.0.1; every process is
+started in its own session and stopped by process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@dataclass
+class RayCluster:
+    address: str
+    temp_dir: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, archs: tuple[str, ...] = ("amd64", "arm64")) -> RayCluster:
+        port = free_port()
+        temp_dir = tempfile.mkdtemp(prefix="tbray-", dir="/tmp")
+        cluster = cls(f"127.0.0.1:{port}", temp_dir)
+        ray = str(VENV_BIN / "ray")
+        common = ["--node-ip-address=127.0.0.1", "--block", "--disable-usage-stats"]
+        head = [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+        for index, arch in enumerate(archs):
+            args = head if index == 0 else [ray, "start", f"--address={cluster.address}"]
+            cmd = [*args, *common, "--num-cpus=2", f"--labels=trainbox.dev/arch={arch}"]
+            log = open(Path(temp_dir) / f"node-{index}.log", "wb")  # noqa: SIM115 - lives with the process
+            cluster.procs.append(
+                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            )
+            if index == 0:
+                cluster.wait_nodes(1)
+        cluster.wait_nodes(len(archs))
+        return cluster
+
+    def wait_nodes(self, count: int, timeout: float = 120.0) -> None:
+        code = (
+            "import ray,sys; ray.init(address=sys.argv[1], log_to_driver=False, _node_ip_address='127.0.0.1');"
+            "print(sum(n['Alive'] for n in ray.nodes()))"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                [sys.executable, "-c", code, self.address], capture_output=True, text=True, timeout=120
+            )
+            if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
+                return
+            time.sleep(1.0)
+        raise RuntimeError(f"Ray cluster did not reach {count} nodes; logs in {self.temp_dir}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop_group(proc)
+
+
+@dataclass
+class Service:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+def start_service(ray_address: str | None, **env: str) -> Service:
+    """A real ``python -m trainbox_server serve`` process; its own Ray namespace unless one is given."""
+    ready = Path(tempfile.mkdtemp(prefix="tbsvc-", dir="/tmp"))
+    settings = {"TRAINBOX_RAY_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}", "RAY_AUTH_MODE": "disabled", **env}
+    cmd = [sys.executable, "-m", "trainbox_server", "serve", "--port", "0", "--ready-file", str(ready / "url")]
+    if ray_address:
+        cmd += ["--ray-address", ray_address]
+    log_path = ready / "service.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **settings}, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{log_path.read_text()[-3000:]}")
+        if (ready / "url").exists() and (url := (ready / "url").read_text().strip()):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    return Service(url, proc, log_path, settings)
+        time.sleep(0.3)
+    stop_group(proc)
+    raise RuntimeError(f"service not ready in 180 s:\n{log_path.read_text()[-3000:]}")
