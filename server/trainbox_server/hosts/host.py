@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -258,6 +259,7 @@ class InstanceHost:
         return ok({
             "name": self.settings.name,
             "arch": self.settings.arch,
+            "pid": os.getpid(),
             "live": len(self.records),
             "capacity": self.settings.max_live,
             "creating": self.creating,

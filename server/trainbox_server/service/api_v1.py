@@ -25,6 +25,14 @@ async def environments(service: Service) -> dict[str, Any]:
     return {"environments": service.environments()}
 
 
+@router.get("/hosts", summary="The instance hosts: architecture, live instances, worker processes")
+async def hosts(service: Service) -> dict[str, Any]:
+    await service.refresh_loads()
+    return {
+        "hosts": [{**h.extra, "alive": h.alive} if h.alive else {"name": h.name, "alive": False} for h in service.loads]
+    }
+
+
 @router.get("/environments/{env_type}/tasks", summary="Task ids of a split")
 async def tasks(service: Service, env_type: str, split: Annotated[str, Query()] = "train") -> dict[str, Any]:
     return {"env_type": env_type, "split": split, "task_ids": await service.task_ids(env_type, split)}

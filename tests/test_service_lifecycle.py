@@ -1,0 +1,150 @@
+"""Lifecycle and robustness of the real service: TTL release, admission control, auth, restarts, host loss,
+and many concurrent instances across hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.servicekit import RayCluster, Service, start_service
+
+pytestmark = pytest.mark.slow
+BODY = {"env_type": "bfcl", "task_id": "multi_turn_base_0"}
+LS = {"role": "assistant", "content": "[ls()]"}
+
+
+def wait_gone(client: httpx.Client, iid: str, within: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        if client.get(f"/v1/instances/{iid}").status_code == 404:
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise AssertionError(f"{iid} still live after {within} s")
+
+
+def released(client: httpx.Client, reason: str) -> int:
+    return sum(h["released"].get(reason, 0) for h in client.get("/v1/hosts").json()["hosts"] if h["alive"])
+
+
+def test_idle_ttl_and_lifetime_release(service: Service) -> None:
+    with service.client() as client:
+        idle_before, life_before = released(client, "idle"), released(client, "lifetime")
+        idle = client.post("/v1/instances", json={**BODY, "idle_ttl": 2}).json()["instances"][0]
+        assert idle["expires_at"] - idle["created_at"] == pytest.approx(2, abs=0.01)
+        waited = wait_gone(client, idle["instance_id"], within=2 + 4)
+        assert waited >= 1.0  # not before its time
+        busy = client.post("/v1/instances", json={**BODY, "max_lifetime": 3}).json()["instances"][0]
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:  # kept busy, it still ends at its lifetime
+            if client.post(f"/v1/instances/{busy['instance_id']}/step", json={"action": LS}).status_code == 404:
+                break
+            time.sleep(0.3)
+        assert client.get(f"/v1/instances/{busy['instance_id']}").status_code == 404
+        assert released(client, "idle") == idle_before + 1
+        assert released(client, "lifetime") == life_before + 1
+
+
+def test_admission_control(ray_cluster: RayCluster) -> None:
+    svc = start_service(ray_cluster.address, TRAINBOX_MAX_LIVE="3", TRAINBOX_MAX_GROUP="8")
+    try:
+        with svc.client() as client:
+            made = [client.post("/v1/instances", json=BODY).json()["instances"][0] for _ in range(3)]
+            time.sleep(1.5)  # the front's view of the hosts refreshes every second
+            refused = client.post("/v1/instances", json=BODY)
+            assert refused.status_code == 429, refused.text
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert refused.json()["error"] == {**refused.json()["error"], "kind": "capacity_exceeded", "infra": True}
+            too_big = client.post("/v1/instances", json={**BODY, "count": 9})
+            assert too_big.status_code == 400 and "count" in too_big.json()["error"]["message"]
+            client.delete(f"/v1/instances/{made[0]['instance_id']}")
+            time.sleep(1.5)
+            assert client.post("/v1/instances", json=BODY).status_code == 200
+    finally:
+        svc.stop()
+
+
+def test_auth(ray_cluster: RayCluster) -> None:
+    svc = start_service(ray_cluster.address, TRAINBOX_TOKEN="s3cret")
+    try:
+        with svc.client() as client:
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/readyz").status_code == 200
+            denied = client.get("/v1/environments")
+            assert denied.status_code == 401 and denied.json()["error"]["kind"] == "unauthorized"
+            assert client.get("/v1/environments", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert client.post("/create", json=BODY).status_code == 401
+            ok = client.get("/v1/environments", headers={"Authorization": "Bearer s3cret"})
+            assert ok.status_code == 200
+    finally:
+        svc.stop()
+
+
+def test_front_restart_keeps_instances(ray_cluster: RayCluster) -> None:
+    first = start_service(ray_cluster.address)
+    with first.client() as client:
+        iid = client.post("/v1/instances", json=BODY).json()["instances"][0]["instance_id"]
+        client.post(f"/v1/instances/{iid}/step", json={"action": LS})
+    first.stop()
+    second = start_service(ray_cluster.address, TRAINBOX_RAY_NAMESPACE=first.env["TRAINBOX_RAY_NAMESPACE"])
+    try:
+        with second.client() as client:
+            assert client.get(f"/v1/instances/{iid}").json()["steps"] == 1
+            step = client.post(f"/v1/instances/{iid}/step", json={"action": LS})
+            assert step.status_code == 200 and step.json()["state"][0]["role"] == "tool"
+            assert client.delete(f"/v1/instances/{iid}").json()["released"] is True
+    finally:
+        second.stop()
+
+
+async def _create_step_release(url: str, n: int) -> list[str]:
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def one(i: int) -> str:
+            made = await client.post("/v1/instances", json={"env_type": "bfcl", "task_id": f"multi_turn_base_{i % 50}"})
+            assert made.status_code == 200, made.text
+            iid: str = made.json()["instances"][0]["instance_id"]
+            step = await client.post(f"/v1/instances/{iid}/step", json={"action": LS})
+            assert step.status_code == 200, step.text
+            return iid
+
+        ids = await asyncio.gather(*(one(i) for i in range(n)))
+        hosts = Counter(i.split("--")[0] for i in ids)
+        assert len(hosts) >= 2, hosts  # spread over hosts
+        results = await asyncio.gather(*(client.delete(f"/v1/instances/{i}") for i in ids))
+        assert all(r.json()["released"] for r in results)
+        return list(ids)
+
+
+def test_200_concurrent_instances_and_host_loss(ray_cluster: RayCluster) -> None:
+    svc = start_service(ray_cluster.address, TRAINBOX_HOSTS_PER_NODE="2")
+    try:
+        ids = asyncio.run(_create_step_release(svc.url, 200))
+        assert len(set(ids)) == 200
+        with svc.client() as client:
+            made = client.post("/v1/instances", json={**BODY, "count": 8}).json()["instances"]
+            by_host: dict[str, list[str]] = {}
+            for m in made:
+                by_host.setdefault(m["instance_id"].split("--")[0], []).append(m["instance_id"])
+            assert len(by_host) >= 2
+            victim, survivor = sorted(by_host)[:2]
+            hosts = {h["name"]: h for h in client.get("/v1/hosts").json()["hosts"]}
+            os.kill(hosts[victim]["pid"], signal.SIGKILL)
+            for iid in by_host[victim]:
+                lost = client.post(f"/v1/instances/{iid}/step", json={"action": LS})
+                assert lost.status_code == 410, lost.text
+                assert lost.json()["error"]["kind"] == "instance_lost" and lost.json()["error"]["infra"] is True
+            for iid in by_host[survivor]:
+                assert client.post(f"/v1/instances/{iid}/step", json={"action": LS}).status_code == 200
+            time.sleep(1.5)  # the front notices the dead host and stops placing on it
+            for _ in range(6):
+                fresh = client.post("/v1/instances", json=BODY)
+                assert fresh.status_code == 200 and not fresh.json()["instances"][0]["instance_id"].startswith(victim)
+    finally:
+        svc.stop()
