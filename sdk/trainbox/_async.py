@@ -102,8 +102,9 @@ class AsyncTrainingSandbox(SandboxBase):
             if self._client is None:
                 url = self._configured_url
                 if url is None:
-                    self._service = EmbeddedService(self._startup_timeout)
-                    url = await self._service.start_async()
+                    service = EmbeddedService(self._startup_timeout)
+                    url = await service.start_async()  # stops what it started if it fails
+                    self._service = service
                 self._client = httpx.AsyncClient(
                     base_url=url, headers=self._headers(), timeout=self._timeout, transport=self._transport
                 )

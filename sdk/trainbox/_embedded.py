@@ -18,7 +18,6 @@ import atexit
 import contextlib
 import importlib.util
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -31,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from ._exceptions import ServiceStartError
+from ._proctree import descendants, signal_group, stop_leftovers
 
 __all__ = ["EmbeddedService"]
 
@@ -84,7 +84,7 @@ class EmbeddedService:
             raise
 
     def _launch(self) -> None:
-        if importlib.util.find_spec("trainbox_server") is None:
+        if not _server_installed():
             raise ServiceStartError(
                 f"no endpoint configured and trainbox_server is not installed in this interpreter ({sys.executable}), "
                 "so no local service can be started: `pip install trainbox-server`, or point the SDK at a "
@@ -144,20 +144,23 @@ class EmbeddedService:
     # -- stop ----------------------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop the whole process group: SIGTERM, a grace period, then SIGKILL. Safe to call twice."""
+        """Stop the service's whole tree: SIGTERM, a grace period, then SIGKILL. Safe to call twice."""
         proc, self._proc = self._proc, None
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
         if proc is not None:
             group = proc.pid  # start_new_session=True: the service leads its own process group
-            _signal_group(group, signal.SIGTERM)
+            tree = descendants(proc.pid)  # before it dies: afterwards its children are re-parented
+            signal_group(group, signal.SIGTERM)
             try:
                 proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
                 log.warning("the embedded trainbox service ignored SIGTERM for %.0f s; killing it", self.stop_timeout)
-                _signal_group(group, signal.SIGKILL)
+                signal_group(group, signal.SIGKILL)
                 proc.wait()
-            _reap_group(group)
+            survivors = stop_leftovers(group, tree)
+            if survivors:
+                log.warning("processes of the embedded service survived SIGKILL: %s", sorted(p for p, _ in survivors))
             log.info("embedded trainbox service stopped (pid %d)", proc.pid)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -165,31 +168,18 @@ class EmbeddedService:
         self.url = None
 
 
+def _server_installed() -> bool:
+    try:
+        return importlib.util.find_spec("trainbox_server") is not None
+    except (ImportError, ValueError):  # ValueError: blocked with sys.modules["trainbox_server"] = None
+        return False
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _signal_group(group: int, sig: int) -> bool:
-    try:
-        os.killpg(group, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _reap_group(group: int, grace: float = 3.0) -> None:
-    """Stop what the service left in its group (e.g. workers that outlived it)."""
-    if not _signal_group(group, signal.SIGTERM):
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _signal_group(group, 0):  # signal 0: does the group still exist?
-            return
-        time.sleep(0.05)
-    _signal_group(group, signal.SIGKILL)
 
 
 def _ready_sync(url: str) -> bool:

@@ -103,8 +103,9 @@ class TrainingSandbox(SandboxBase):
             if self._client is None:
                 url = self._configured_url
                 if url is None:
-                    self._service = EmbeddedService(self._startup_timeout)
-                    url = self._service.start()
+                    service = EmbeddedService(self._startup_timeout)
+                    url = service.start()  # stops what it started if it fails
+                    self._service = service
                 self._client = httpx.Client(
                     base_url=url, headers=self._headers(), timeout=self._timeout, transport=self._transport
                 )
