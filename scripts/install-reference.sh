@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Creates (idempotently) .venvs/reference: the reference service (agentscope-runtime's training_box with
+# its BFCL environment) and its client, from PyPI only, for bench/compare_reference.py and
+# tests/test_reference_client.py. A stamp keyed by the hash of the inputs makes a re-run a no-op.
+# Nothing of the reference is copied into this repository; the bench copies training_box out of
+# site-packages into a temporary folder at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=${TRAINBOX_CACHE:-$HOME/.cache/trainbox}
+PY=${TRAINBOX_PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+UV_VERSION=0.13.9
+UV=$CACHE/uv-$UV_VERSION/bin/uv
+DIR=.venvs/reference
+INPUTS=(requirements/reference.txt requirements/reference-nodeps.txt scripts/install-reference.sh)
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+if [ ! -x "$UV" ]; then
+  step "bootstrapping uv $UV_VERSION into $CACHE"
+  "$PY" -m venv "$CACHE/uv-$UV_VERSION"
+  "$CACHE/uv-$UV_VERSION/bin/pip" install -q "uv==$UV_VERSION"
+fi
+
+want=$(cat "${INPUTS[@]}" | sha256sum | cut -c1-16)
+if [ -f "$DIR/.trainbox-stamp" ] && [ "$(cat "$DIR/.trainbox-stamp")" = "$want" ]; then
+  step "reference venv up to date ($DIR)"
+  exit 0
+fi
+step "creating reference venv in $DIR (agentscope-runtime training_box + bfcl-eval, no torch)"
+[ -x "$DIR/bin/python" ] || "$UV" venv -q -p "$PY" "$DIR"
+"$UV" pip install --python "$ROOT/$DIR/bin/python" -r requirements/reference.txt
+"$UV" pip install --python "$ROOT/$DIR/bin/python" --no-deps -r requirements/reference-nodeps.txt
+step "checking the reference imports"
+"$DIR/bin/python" - <<'PY'
+import importlib.util, pathlib
+import agentscope_runtime, bfcl_eval, ray, fastapi  # noqa: F401
+box = pathlib.Path(agentscope_runtime.__file__).parent / "sandbox/box/training_box"
+client = pathlib.Path(agentscope_runtime.__file__).parent / "sandbox/client/training_client.py"
+assert (box / "env_service.py").is_file() and client.is_file(), "agentscope-runtime layout changed"
+PY
+echo "$want" > "$DIR/.trainbox-stamp"
+step "reference venv ready"
