@@ -10,8 +10,8 @@ help:  ## list targets
 install:  ## create every virtual environment (idempotent)
 	@bash scripts/install.sh
 
-run: install  ## set up and run the main job
-	@$(PY) -m trainbox_server.demo
+run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld where its data is present)
+	@$(PY) -m trainbox_server serve --host 127.0.0.1 --port $${TRAINBOX_PORT:-8080} --banner
 
 test: install k8s-tools  ## set up and run the whole test suite (what CI runs)
 	@$(PY) -m pytest -q tests

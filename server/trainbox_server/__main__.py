@@ -11,6 +11,19 @@ import sys
 import uvicorn
 
 
+BANNER = """
+  API docs      {url}/docs            (OpenAPI: {url}/openapi.json)
+  environments  curl -s {url}/v1/environments
+  task ids      curl -s '{url}/v1/environments/bfcl/tasks?split=train'
+  create        curl -s -XPOST {url}/v1/instances -H 'content-type: application/json' \\
+                     -d '{{"env_type": "bfcl", "task_id": "multi_turn_base_0"}}'
+  Python SDK    TRAINBOX_URL={url} python -c "from trainbox import TrainingSandbox; \\
+                     print(TrainingSandbox().get_env_profile('bfcl', 'train')[:3])"
+  metrics       curl -s {url}/metrics
+  Ctrl-C stops the service (and its local Ray).
+"""
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -27,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
     serve.add_argument("--ready-file", default=None, help="write the service URL here once it is ready")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--banner", action="store_true", help="print how to use the service once it is ready")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -40,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def announce() -> None:
         print(f"trainbox listening on {url}", flush=True)
+        if args.banner:
+            print(BANNER.format(url=url), flush=True)
         if args.ready_file:
             with open(args.ready_file, "w") as ready:
                 ready.write(url)

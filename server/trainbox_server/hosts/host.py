@@ -42,9 +42,10 @@ class HostSettings:
     max_live: int = 20000
     sweep_interval: float = 1.0
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
+    prestart: tuple[str, ...] = ("bfcl",)  # pools warmed at start (AppWorld's are big: on first use)
 
     def runtime_config(self) -> RuntimeConfig:
-        config = RuntimeConfig()
+        config = RuntimeConfig(prestart=tuple(self.prestart))
         for name, overrides in self.families.items():
             base = config.families.get(name, FamilyConfig(name))
             config.families[name] = FamilyConfig(**{**base.__dict__, **overrides, "name": name})
@@ -106,6 +107,8 @@ class InstanceHost:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def ping(self) -> dict[str, Any]:
+        if self._sweeper is None:
+            await self.runtime.start()
         self._ensure_sweeper()
         return ok({"name": self.settings.name, "arch": self.settings.arch, "live": len(self.records)})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from trainbox_server.errors import (
     DuplicateInstance,
     InstanceLost,
     StepTimeout,
+    TrainboxError,
     UnknownEnvironment,
     UnknownInstance,
     UnknownSplit,
@@ -27,6 +29,7 @@ from trainbox_server.errors import (
 from trainbox_server.runtime.pool import FamilyConfig, FamilyPool
 from trainbox_server.runtime.process import WorkerProcess
 
+log = logging.getLogger(__name__)
 LOST_MEMORY = 100_000  # how many lost instance ids are remembered
 
 
@@ -74,8 +77,12 @@ class Runtime:
         await self.close_all()
 
     async def start(self) -> None:
+        """Pre-start the pools of ``config.prestart`` (those whose interpreter is installed)."""
         for name in self.config.prestart:
-            self._pool(name).start()
+            try:
+                self._pool(name)
+            except TrainboxError as exc:
+                log.warning("not pre-starting %s: %s", name, exc)
 
     def families(self) -> list[str]:
         return sorted(name for name in self.config.families if name in FAMILY_MODULES)
@@ -87,7 +94,7 @@ class Runtime:
             if config is None or family not in FAMILY_MODULES:
                 raise UnknownEnvironment(f"unknown environment {family!r}; available: {self.families()}")
             pool = FamilyPool(config, self._worker_died)
-            pool.start()
+            pool.start()  # raises EnvironmentUnavailable if the family is not installed
             self.pools[family] = pool
         return pool
 
