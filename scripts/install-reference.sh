@@ -36,6 +36,7 @@ step "checking the reference imports"
 "$DIR/bin/python" - <<'PY'
 import importlib.util, pathlib
 import agentscope_runtime, bfcl_eval, ray, fastapi  # noqa: F401
+from agentscope_runtime.sandbox.client.training_client import TrainingSandboxClient  # noqa: F401
 box = pathlib.Path(agentscope_runtime.__file__).parent / "sandbox/box/training_box"
 client = pathlib.Path(agentscope_runtime.__file__).parent / "sandbox/client/training_client.py"
 assert (box / "env_service.py").is_file() and client.is_file(), "agentscope-runtime layout changed"
