@@ -1,7 +1,8 @@
 """Fixtures for the SDK tests: real trainbox services (``tests.servicekit``), as the SDK's users meet them.
 
 Load with ``pytest_plugins = ["tests.sdk_fixtures"]``. The open service is the suite's shared ``service``
-(conftest); the restricted one (bearer token, a live-instance limit of 2) runs on the same Ray cluster.
+(conftest); the restricted one (bearer token, a live-instance limit) runs on the same Ray cluster, and its
+settings are in ``restricted_service.env``.
 """
 
 from __future__ import annotations
