@@ -77,6 +77,7 @@ def test_answers_that_are_not_ours(status, body, expected):
     [
         (httpx.ConnectError("refused"), trainbox.ConnectError),
         (httpx.ConnectTimeout("slow"), trainbox.ConnectError),
+        (httpx.PoolTimeout("busy"), trainbox.ConnectError),
         (httpx.ReadTimeout("slow"), trainbox.RequestTimeout),
         (httpx.RemoteProtocolError("dropped"), trainbox.ProtocolError),
         (httpx.ReadError("reset"), trainbox.ProtocolError),

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar, overload
 import httpx
 
 from . import _types
-from ._base import Action, SandboxBase, StepBatch
+from ._base import LIMITS, Action, SandboxBase, StepBatch
 from ._embedded import EmbeddedService
 from ._exceptions import TrainboxError, UnknownInstance, error_from_response, error_from_transport
 from ._retry import Safety
@@ -106,7 +106,11 @@ class AsyncTrainingSandbox(SandboxBase):
                     url = await service.start_async()  # stops what it started if it fails
                     self._service = service
                 self._client = httpx.AsyncClient(
-                    base_url=url, headers=self._headers(), timeout=self._timeout, transport=self._transport
+                    base_url=url,
+                    headers=self._headers(),
+                    timeout=self._timeout,
+                    limits=LIMITS,
+                    transport=self._transport,
                 )
             return self._client
 

@@ -16,11 +16,13 @@ import httpx
 
 from ._retry import RetryPolicy
 
-__all__ = ["DEFAULT_TIMEOUT", "SandboxBase"]
+__all__ = ["DEFAULT_TIMEOUT", "LIMITS", "SandboxBase"]
 
 DEFAULT_TIMEOUT = 120.0
 """Seconds to wait for any one answer: generous, because a step may run model-written code."""
 _CONNECT_TIMEOUT = 10.0
+LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+"""Room for hundreds of concurrent rollouts on one client without reconnecting per call."""
 _STEP_TIMEOUT_MARGIN = 10.0  # the HTTP wait exceeds a server-side step timeout by this much
 
 Action = Mapping[str, Any]

@@ -287,6 +287,11 @@ def _error_body(response: httpx.Response) -> dict[str, Any] | None:
 def error_from_transport(exc: httpx.TransportError, url: str) -> TransportError:
     """Map an httpx transport failure to ours; the message names the endpoint and what to check."""
     request = _transport_request(exc)
+    if isinstance(exc, httpx.PoolTimeout):  # never sent: every connection of the client stayed busy
+        return ConnectError(
+            f"no free connection to {url} within the SDK's timeout (too many concurrent calls on one client)",
+            request=request,
+        )
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
         return ConnectError(
             f"cannot connect to the trainbox service at {url}: {exc or type(exc).__name__} "

@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 import httpx
 
 from . import _types
-from ._base import Action, SandboxBase, StepBatch
+from ._base import LIMITS, Action, SandboxBase, StepBatch
 from ._embedded import EmbeddedService
 from ._exceptions import TrainboxError, UnknownInstance, error_from_response, error_from_transport
 from ._retry import Safety
@@ -107,16 +107,18 @@ class TrainingSandbox(SandboxBase):
                     url = service.start()  # stops what it started if it fails
                     self._service = service
                 self._client = httpx.Client(
-                    base_url=url, headers=self._headers(), timeout=self._timeout, transport=self._transport
+                    base_url=url,
+                    headers=self._headers(),
+                    timeout=self._timeout,
+                    limits=LIMITS,
+                    transport=self._transport,
                 )
             return self._client
 
     def _release_owned(self) -> None:
-        for instance_id in sorted(self._owned):
-            try:
-                self.release_instance(instance_id)
-            except TrainboxError as exc:  # the rest still get released; TTL catches what is left
-                log.warning("could not release instance %s on close: %s", instance_id, exc)
+        for result in self._map(self.release_instance, sorted(self._owned), True, 32):
+            if isinstance(result, TrainboxError):  # the rest still get released; TTL catches what is left
+                log.warning("could not release an instance on close: %s", result)
 
     # -- transport -----------------------------------------------------------------------------------------
 
