@@ -1,1 +1,8 @@
-"""trainbox control plane (see issue 5)."""
+"""trainbox control plane: a Kopf operator reconciling TrainingSandbox and TrainingInstance resources.
+
+Pure decisions live in ``conditions``, ``desired``, ``status`` and ``instances``; ``kube`` and ``sandbox_api``
+are the thin I/O layers; ``handlers`` wires them to Kopf.
+"""
+
+GROUP = "trainbox.dev"
+VERSION = "v1alpha1"

@@ -1,0 +1,192 @@
+"""Pure: a TrainingSandbox's spec → the children it owns (RayCluster, front Deployment, Service).
+
+Every child carries an ownerReference to the sandbox (garbage collection cascades deletion) and the
+``trainbox.dev/sandbox`` label. Worker groups are pinned to their architecture twice: Kubernetes node
+selection (``kubernetes.io/arch``) places the pods, and the Ray node label ``trainbox.dev/arch`` lets the
+service place an instance on a chosen architecture through Ray's label scheduling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainbox_operator.errors import InvalidSpec
+
+RAY_VERSION = "2.60.0"
+ARCH_LABEL = "trainbox.dev/arch"
+SANDBOX_LABEL = "trainbox.dev/sandbox"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "trainbox-operator", "app.kubernetes.io/name": "trainbox"}
+
+
+def names(sandbox: str) -> dict[str, str]:
+    return {"raycluster": f"{sandbox}-ray", "front": f"{sandbox}-front", "service": sandbox}
+
+
+def group_name(arch: str) -> str:
+    return f"workers-{arch}"
+
+
+def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(body: dict[str, Any], name: str, component: str) -> dict[str, Any]:
+    sandbox = body["metadata"]["name"]
+    return {
+        "name": name,
+        "namespace": body["metadata"]["namespace"],
+        "labels": {**MANAGED_BY, SANDBOX_LABEL: sandbox, COMPONENT_LABEL: component},
+        "ownerReferences": [owner_reference(body)],
+    }
+
+
+def validate(spec: dict[str, Any]) -> None:
+    """What the schema cannot say. Raises InvalidSpec with the fix in the message."""
+    archs = [g["arch"] for g in spec.get("workerGroups", [])]
+    extra = sorted(set(spec.get("imagesByArch") or {}) - set(archs))
+    if extra:
+        raise InvalidSpec(f"imagesByArch names {extra} but workerGroups has no such architecture (has {archs})")
+    service = spec.get("service") or {}
+    if service.get("replicas", 1) == 0 and not service.get("endpointOverride"):
+        raise InvalidSpec("service.replicas is 0 and no service.endpointOverride is set: nothing would serve the API")
+
+
+def endpoint(body: dict[str, Any]) -> str:
+    service = body["spec"].get("service") or {}
+    if service.get("endpointOverride"):
+        return str(service["endpointOverride"]).rstrip("/")
+    meta = body["metadata"]
+    return f"http://{names(meta['name'])['service']}.{meta['namespace']}.svc:{service.get('port', 8080)}"
+
+
+def _container(name: str, image: str, pull: str, resources: dict[str, Any] | None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": pull}
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def raycluster(body: dict[str, Any]) -> dict[str, Any]:
+    spec = body["spec"]
+    pull = spec.get("imagePullPolicy", "IfNotPresent")
+    groups = spec["workerGroups"]
+    head_arch = "amd64" if any(g["arch"] == "amd64" for g in groups) else groups[0]["arch"]
+    head_pod = {
+        "spec": {
+            "nodeSelector": {"kubernetes.io/arch": head_arch},
+            "containers": [_container("ray-head", spec["image"], pull, (spec.get("head") or {}).get("resources"))],
+        }
+    }
+    workers = [
+        {
+            "groupName": group_name(g["arch"]),
+            "replicas": g.get("replicas", 1),
+            "minReplicas": g.get("minReplicas", 0),
+            "maxReplicas": g.get("maxReplicas", 10),
+            "rayStartParams": {"labels": f"{ARCH_LABEL}={g['arch']}"},
+            "template": {
+                "metadata": {"labels": {ARCH_LABEL: g["arch"]}},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/arch": g["arch"]},
+                    "containers": [
+                        _container(
+                            "ray-worker",
+                            (spec.get("imagesByArch") or {}).get(g["arch"], spec["image"]),
+                            pull,
+                            g.get("resources"),
+                        )
+                    ],
+                },
+            },
+        }
+        for g in groups
+    ]
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": _metadata(body, names(body["metadata"]["name"])["raycluster"], "ray"),
+        "spec": {
+            "rayVersion": RAY_VERSION,
+            # The head hosts no instances (num-cpus 0): hosts go to the labelled workers.
+            "headGroupSpec": {"rayStartParams": {"num-cpus": "0"}, "template": head_pod},
+            "workerGroupSpecs": workers,
+        },
+    }
+
+
+def _front_env(body: dict[str, Any]) -> list[dict[str, Any]]:
+    spec, meta = body["spec"], body["metadata"]
+    defaults = spec.get("instanceDefaults") or {}
+    ray_head = f"{names(meta['name'])['raycluster']}-head-svc.{meta['namespace']}.svc:6379"
+    env: list[dict[str, Any]] = [
+        {"name": "TRAINBOX_RAY_ADDRESS", "value": ray_head},
+        {"name": "TRAINBOX_RAY_NAMESPACE", "value": f"trainbox-{meta['name']}"},
+        {"name": "TRAINBOX_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "TRAINBOX_IDLE_TTL", "value": str(defaults.get("idleTTLSeconds", 300))},
+        {"name": "TRAINBOX_MAX_LIFETIME", "value": str(defaults.get("maxLifetimeSeconds", 3600))},
+        {"name": "TRAINBOX_MAX_LIVE", "value": str(defaults.get("maxLiveInstances", 10000))},
+    ]
+    auth = spec.get("authSecretRef")
+    if auth:
+        secret = {"name": auth["name"], "key": auth.get("key", "token")}
+        env.append({"name": "TRAINBOX_TOKEN", "valueFrom": {"secretKeyRef": secret}})
+    return env
+
+
+def front_deployment(body: dict[str, Any]) -> dict[str, Any]:
+    spec, sandbox = body["spec"], body["metadata"]["name"]
+    service = spec.get("service") or {}
+    port = service.get("port", 8080)
+    selector = {SANDBOX_LABEL: sandbox, COMPONENT_LABEL: "front"}
+    container = _container("front", spec["image"], spec.get("imagePullPolicy", "IfNotPresent"), None)
+    container.update(
+        {
+            # In a pod the front must listen on the pod's address; outside Kubernetes it binds 127.0.0.1.
+            "args": ["python", "-m", "trainbox_server", "serve", "--host", "0.0.0.0", "--port", str(port)],
+            "env": _front_env(body),
+            "ports": [{"name": "http", "containerPort": port}],
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 20},
+        }
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(body, names(sandbox)["front"], "front"),
+        "spec": {
+            "replicas": service.get("replicas", 1),
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": {**MANAGED_BY, **selector}}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+def front_service(body: dict[str, Any]) -> dict[str, Any]:
+    sandbox = body["metadata"]["name"]
+    service = body["spec"].get("service") or {}
+    port = service.get("port", 8080)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(body, names(sandbox)["service"], "front"),
+        "spec": {
+            "type": service.get("type", "ClusterIP"),
+            "selector": {SANDBOX_LABEL: sandbox, COMPONENT_LABEL: "front"},
+            "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+        },
+    }
+
+
+def children(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Everything a sandbox owns, in apply order."""
+    validate(body["spec"])
+    return [raycluster(body), front_deployment(body), front_service(body)]

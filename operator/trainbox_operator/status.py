@@ -1,0 +1,108 @@
+"""Pure: a TrainingSandbox's observed world (its RayCluster, worker pods, front) → its status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainbox_operator import conditions as c
+from trainbox_operator.desired import group_name
+
+
+@dataclass
+class Observed:
+    raycluster: dict[str, Any] | None = None
+    deployment: dict[str, Any] | None = None
+    worker_pods: list[dict[str, Any]] = field(default_factory=list)
+    front_answers: bool | None = None  # GET <endpoint>/readyz; None when not checked
+    live_instances: int | None = None
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return any(cond.get("type") == "Ready" and cond.get("status") == "True" for cond in status.get("conditions") or [])
+
+
+def ready_workers(spec: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {g["arch"]: 0 for g in spec["workerGroups"]}
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        arch = next((a for a in counts if labels.get("ray.io/group") == group_name(a)), None)
+        if arch is not None and pod_ready(pod):
+            counts[arch] += 1
+    return counts
+
+
+def raycluster_condition(raycluster: dict[str, Any] | None) -> dict[str, Any]:
+    if raycluster is None:
+        return c.condition(c.RAYCLUSTER_READY, False, "RayClusterMissing", "the RayCluster does not exist yet")
+    status = raycluster.get("status") or {}
+    provisioned = c.is_true(status.get("conditions"), "RayClusterProvisioned")
+    head_ready = c.is_true(status.get("conditions"), "HeadPodReady")
+    if status.get("state") == "ready" or (provisioned and head_ready):
+        return c.condition(c.RAYCLUSTER_READY, True, "RayClusterReady", "KubeRay reports the cluster ready")
+    state = status.get("state") or "unknown"
+    return c.condition(c.RAYCLUSTER_READY, False, "RayClusterPending", f"KubeRay state: {state}")
+
+
+def workers_condition(spec: dict[str, Any], ready: dict[str, int]) -> dict[str, Any]:
+    missing = [
+        f"{g['arch']} {ready[g['arch']]}/{g.get('replicas', 1)}"
+        for g in spec["workerGroups"]
+        if ready[g["arch"]] < g.get("replicas", 1)
+    ]
+    if missing:
+        return c.condition(c.WORKERS_READY, False, "WorkersPending", "ready workers: " + ", ".join(missing))
+    summary = ", ".join(f"{arch} {n}" for arch, n in ready.items())
+    return c.condition(c.WORKERS_READY, True, "WorkersReady", f"ready workers: {summary}")
+
+
+def front_condition(spec: dict[str, Any], observed: Observed) -> dict[str, Any]:
+    override = (spec.get("service") or {}).get("endpointOverride")
+    if override or observed.front_answers is not None:
+        if observed.front_answers:
+            return c.condition(c.FRONT_READY, True, "FrontReady", "the endpoint answers /readyz")
+        return c.condition(c.FRONT_READY, False, "EndpointUnreachable", "the endpoint does not answer /readyz")
+    want = (spec.get("service") or {}).get("replicas", 1)
+    have = ((observed.deployment or {}).get("status") or {}).get("readyReplicas") or 0
+    if have >= want:
+        return c.condition(c.FRONT_READY, True, "FrontReady", f"{have}/{want} front replicas ready")
+    return c.condition(c.FRONT_READY, False, "FrontPending", f"{have}/{want} front replicas ready")
+
+
+def sandbox_status(body: dict[str, Any], observed: Observed, endpoint: str, now: str) -> dict[str, Any]:
+    spec, meta = body["spec"], body["metadata"]
+    workers = ready_workers(spec, observed.worker_pods)
+    parts = [
+        raycluster_condition(observed.raycluster),
+        workers_condition(spec, workers),
+        front_condition(spec, observed),
+    ]
+    blocking = next((p for p in parts if p["status"] != "True"), None)
+    ready = (
+        c.condition(c.READY, True, "AllReady", f"serving at {endpoint}")
+        if blocking is None
+        else c.condition(c.READY, False, blocking["reason"], blocking["message"])
+    )
+    current = (body.get("status") or {}).get("conditions")
+    status: dict[str, Any] = {
+        "observedGeneration": meta.get("generation", 0),
+        "endpoint": endpoint,
+        "readyWorkers": workers,
+        "conditions": c.merge(current, [ready, *parts], meta.get("generation", 0), now),
+    }
+    if observed.live_instances is not None:
+        status["liveInstances"] = observed.live_instances
+    return status
+
+
+def invalid_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
+    meta = body["metadata"]
+    current = (body.get("status") or {}).get("conditions")
+    ready = c.condition(c.READY, False, "InvalidSpec", message)
+    return {
+        "observedGeneration": meta.get("generation", 0),
+        "conditions": c.merge(current, [ready], meta.get("generation", 0), now),
+    }
