@@ -1,0 +1,157 @@
+"""Table-driven tests of the operator's pure decisions: desired children, status, instance lifecycle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from trainbox_operator import conditions as c
+from trainbox_operator import desired, instances, status
+from trainbox_operator.errors import InvalidSpec
+
+
+def sandbox(**spec: Any) -> dict[str, Any]:
+    base = {
+        "image": "trainbox/server:t",
+        "workerGroups": [{"arch": "amd64", "replicas": 2}, {"arch": "arm64", "replicas": 1}],
+        "service": {"replicas": 1, "port": 8080},
+    }
+    return {
+        "apiVersion": "trainbox.dev/v1alpha1",
+        "kind": "TrainingSandbox",
+        "metadata": {"name": "sb", "namespace": "ns", "uid": "u-1", "generation": 3},
+        "spec": {**base, **spec},
+        "status": {},
+    }
+
+
+def test_children_are_owned_and_labelled() -> None:
+    body = sandbox()
+    kinds = [(child["kind"], child["metadata"]["name"]) for child in desired.children(body)]
+    assert kinds == [("RayCluster", "sb-ray"), ("Deployment", "sb-front"), ("Service", "sb")]
+    for child in desired.children(body):
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert owner["uid"] == "u-1" and owner["controller"] is True
+        assert child["metadata"]["labels"][desired.SANDBOX_LABEL] == "sb"
+
+
+def test_worker_groups_are_pinned_to_their_architecture() -> None:
+    body = sandbox(imagesByArch={"arm64": "trainbox/server:arm"})
+    groups = {g["groupName"]: g for g in desired.raycluster(body)["spec"]["workerGroupSpecs"]}
+    assert set(groups) == {"workers-amd64", "workers-arm64"}
+    for arch in ("amd64", "arm64"):
+        group = groups[f"workers-{arch}"]
+        assert group["template"]["spec"]["nodeSelector"] == {"kubernetes.io/arch": arch}
+        assert group["rayStartParams"]["labels"] == f"trainbox.dev/arch={arch}"
+    assert groups["workers-arm64"]["template"]["spec"]["containers"][0]["image"] == "trainbox/server:arm"
+    assert groups["workers-amd64"]["replicas"] == 2
+
+
+def test_front_gets_ttl_defaults_and_auth() -> None:
+    body = sandbox(instanceDefaults={"idleTTLSeconds": 60}, authSecretRef={"name": "tok"})
+    env = {e["name"]: e for e in desired.front_deployment(body)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRAINBOX_IDLE_TTL"]["value"] == "60"
+    assert env["TRAINBOX_RAY_ADDRESS"]["value"] == "sb-ray-head-svc.ns.svc:6379"
+    assert env["TRAINBOX_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "tok", "key": "token"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ({"imagesByArch": {"arm64": "x"}, "workerGroups": [{"arch": "amd64"}]}, "imagesByArch"),
+        ({"service": {"replicas": 0}}, "nothing would serve"),
+    ],
+)
+def test_invalid_specs(spec: dict[str, Any], says: str) -> None:
+    with pytest.raises(InvalidSpec, match=says):
+        desired.children(sandbox(**spec))
+
+
+def test_endpoint_override() -> None:
+    assert desired.endpoint(sandbox()) == "http://sb.ns.svc:8080"
+    assert desired.endpoint(sandbox(service={"endpointOverride": "http://127.0.0.1:9/"})) == "http://127.0.0.1:9"
+
+
+def pod(group: str, ready: bool, phase: str = "Running") -> dict[str, Any]:
+    cond = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return {"metadata": {"labels": {"ray.io/group": group}}, "status": {"phase": phase, "conditions": cond}}
+
+
+READY_RAY = {"status": {"state": "ready"}}
+READY_DEPLOY = {"status": {"readyReplicas": 1}}
+
+
+@pytest.mark.parametrize(
+    ("observed", "ready", "reason"),
+    [
+        (status.Observed(None, READY_DEPLOY, []), False, "RayClusterMissing"),
+        (status.Observed({"status": {"state": "suspended"}}, READY_DEPLOY, []), False, "RayClusterPending"),
+        (
+            status.Observed(READY_RAY, READY_DEPLOY, [pod("workers-amd64", True), pod("workers-arm64", True)]),
+            False,
+            "WorkersPending",
+        ),
+        (
+            status.Observed(READY_RAY, {"status": {}}, [pod("workers-amd64", True)] * 2 + [pod("workers-arm64", True)]),
+            False,
+            "FrontPending",
+        ),
+        (
+            status.Observed(READY_RAY, READY_DEPLOY, [pod("workers-amd64", True)] * 2 + [pod("workers-arm64", True)]),
+            True,
+            "AllReady",
+        ),
+    ],
+)
+def test_sandbox_status(observed: status.Observed, ready: bool, reason: str) -> None:
+    computed = status.sandbox_status(sandbox(), observed, "http://x", "2026-01-01T00:00:00Z")
+    condition = c.get(computed["conditions"], c.READY)
+    assert condition is not None
+    assert (condition["status"] == "True", condition["reason"]) == (ready, reason)
+    assert computed["observedGeneration"] == 3
+
+
+def test_ready_workers_counts_only_ready_pods_of_each_group() -> None:
+    pods = [pod("workers-amd64", True), pod("workers-amd64", False), pod("workers-arm64", True, phase="Pending")]
+    assert status.ready_workers(sandbox()["spec"], pods) == {"amd64": 1, "arm64": 0}
+
+
+def test_condition_transition_time_moves_only_on_flips() -> None:
+    first = c.merge(None, [c.condition("Ready", False, "A")], 1, "t1")
+    same = c.merge(first, [c.condition("Ready", False, "B")], 2, "t2")
+    flipped = c.merge(same, [c.condition("Ready", True, "C")], 2, "t3")
+    assert [x["lastTransitionTime"] for x in (first[0], same[0], flipped[0])] == ["t1", "t1", "t3"]
+    assert same[0]["reason"] == "B" and same[0]["observedGeneration"] == 2
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("stat", "action"),
+    [
+        ({}, instances.Action.CREATE),
+        ({"instanceId": "i", "expiresAt": c.now_iso(NOW + timedelta(seconds=5))}, instances.Action.WAIT),
+        ({"instanceId": "i", "expiresAt": c.now_iso(NOW)}, instances.Action.CHECK_EXPIRY),
+        ({"instanceId": "i", "conditions": [c.condition("Released", True, "TTLExpired")]}, instances.Action.DONE),
+        ({"conditions": [c.condition("Failed", True, "CreateFailed")]}, instances.Action.DONE),
+    ],
+)
+def test_instance_next_action(stat: dict[str, Any], action: instances.Action) -> None:
+    assert instances.next_action(stat, NOW) is action
+
+
+def test_instance_create_request_is_deterministic() -> None:
+    body = {"metadata": {"uid": "abc"}, "spec": {"envType": "bfcl", "taskId": "t", "ttlSeconds": 9, "arch": "arm64"}}
+    request = instances.create_request(body)
+    assert request["instance_id"] == "tin-abc" and request["idle_ttl"] == 9 and request["arch"] == "arm64"
+
+
+def test_messages_are_capped() -> None:
+    messages, truncated = instances.capped_messages([{"role": "system", "content": "x" * 10_000, "extra": 1}])
+    assert truncated and len(messages[0]["content"]) < 4200 and "extra" not in messages[0]
+    assert instances.capped_messages([{"role": "user", "content": "hi"}]) == (
+        [{"role": "user", "content": "hi"}],
+        False,
+    )
