@@ -45,13 +45,25 @@ def _running(process: tuple[int, str]) -> bool:
     return fields[0] not in ("Z", "X") and fields[19] == process[1]
 
 
-def _assert_all_gone(service_pid: int, tree: set[tuple[int, str]], url: str) -> None:
-    deadline = time.monotonic() + 10  # ``close()`` already waited; this only absorbs /proc lag
-    while time.monotonic() < deadline and any(_running(p) for p in tree):
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _assert_all_gone(service_pid: int, tree: set[tuple[int, str]], url: str, wait: float = 10.0) -> None:
+    """Nothing of the service is left: not its process group, not a process of its tree, not its port.
+
+    ``wait`` only absorbs the time the last exits take to show (zombies being reaped); after ``close()``
+    it is short, after a SIGKILLed program it covers the watchdog's graceful stop.
+    """
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and (_group_exists(service_pid) or any(_running(p) for p in tree)):
         time.sleep(0.1)
-    assert not [p for p in tree if _running(p)], "processes of the embedded service outlived close()"
-    with pytest.raises(ProcessLookupError):
-        os.killpg(service_pid, 0)
+    assert not [p for p in tree if _running(p)], "processes of the embedded service outlived it"
+    assert not _group_exists(service_pid), "the embedded service's process group outlived it"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/healthz", timeout=2)
 
@@ -93,6 +105,33 @@ def test_service_is_stopped_at_exit_when_the_program_never_closes_it():
     assert out.returncode == 0, out.stderr
     url, pid = out.stdout.split()
     _assert_all_gone(int(pid), set(), url)
+
+
+def test_service_is_stopped_when_the_program_is_killed():
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        from trainbox import TrainingSandbox
+        box = TrainingSandbox()
+        box.get_env_profile("bfcl")
+        print(box.base_url, box._service.pid, flush=True)
+        sys.stdin.readline()                         # the test looks at the service's tree meanwhile
+        os.kill(os.getpid(), signal.SIGKILL)         # no atexit, no close(): only the watchdog is left
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINBOX_")}
+    program = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url, pid = program.stdout.readline().split()  # type: ignore[union-attr]
+        tree = _tree(int(pid))
+        assert len(tree) > 1, "the watchdog runs the service, which runs Ray and workers"
+        program.communicate("go\n", timeout=60)
+        assert program.returncode == -9
+        _assert_all_gone(int(pid), tree, url, wait=60)
+    finally:
+        program.kill()
 
 
 def test_missing_server_package_says_what_to_do():

@@ -3,8 +3,9 @@
 It runs ``python -m trainbox_server serve`` (with this interpreter, so ``pip install trainbox-server`` next to
 the SDK is all it takes) on 127.0.0.1, in its own session so the whole process tree
 (the service, its local Ray, the environment workers) can be stopped by process group. Its owner stops it
-on ``close()`` / leaving the ``with`` block; an ``atexit`` hook stops it if the owner never did. Ctrl-C
-reaches only the trainer (the service is in another session), whose exit then stops the service.
+on ``close()`` / leaving the ``with`` block; an ``atexit`` hook stops it if the owner never did; and the
+service runs under ``_watchdog``, which stops it when this process ends in a way atexit never sees
+(SIGKILL, a crash). Ctrl-C reaches only the trainer (the service is in another session).
 
 The SDK picks the free port itself (as the service does for ``--port 0``: bind port 0, read it, close), so
 it knows the URL without depending on the ready file; it still passes ``--ready-file`` and prefers the URL
@@ -43,7 +44,7 @@ _POLL = 0.1
 class EmbeddedService:
     """One ``trainbox_server`` subprocess owned by one client."""
 
-    def __init__(self, startup_timeout: float = 180.0, stop_timeout: float = 15.0) -> None:
+    def __init__(self, startup_timeout: float = 180.0, stop_timeout: float = 30.0) -> None:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.url: str | None = None
@@ -94,9 +95,11 @@ class EmbeddedService:
         self._expected_url = f"http://127.0.0.1:{_free_port()}"
         command = [sys.executable, "-m", "trainbox_server", "serve", "--host", "127.0.0.1"]
         command += ["--port", self._expected_url.rsplit(":", 1)[1], "--ready-file", str(self._dir / "url")]
+        # Under the watchdog, which stops the service when our end of its stdin closes (we exit or die).
+        watched = [sys.executable, "-m", "trainbox._watchdog", *command]
         with open(self._dir / "service.log", "wb") as out:
             self._proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                watched, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         atexit.register(self.stop)
         self._started_at = self._last_progress = time.monotonic()
@@ -151,6 +154,8 @@ class EmbeddedService:
         if proc is not None:
             group = proc.pid  # start_new_session=True: the service leads its own process group
             tree = descendants(proc.pid)  # before it dies: afterwards its children are re-parented
+            if proc.stdin is not None:
+                proc.stdin.close()  # the watchdog's cue
             signal_group(group, signal.SIGTERM)
             try:
                 proc.wait(self.stop_timeout)
@@ -158,7 +163,7 @@ class EmbeddedService:
                 log.warning("the embedded trainbox service ignored SIGTERM for %.0f s; killing it", self.stop_timeout)
                 signal_group(group, signal.SIGKILL)
                 proc.wait()
-            survivors = stop_leftovers(group, tree)
+            survivors = stop_leftovers(tree, group)
             if survivors:
                 log.warning("processes of the embedded service survived SIGKILL: %s", sorted(p for p, _ in survivors))
             log.info("embedded trainbox service stopped (pid %d)", proc.pid)

@@ -73,17 +73,19 @@ def _signal(process: Process, sig: int) -> None:
             os.kill(process[0], sig)
 
 
-def stop_leftovers(group: int, tree: set[Process], grace: float = 5.0) -> set[Process]:
-    """SIGTERM what is left of ``group`` and ``tree``, SIGKILL it after ``grace``; returns what survived."""
-    signal_group(group, signal.SIGTERM)
+def stop_leftovers(tree: set[Process], group: int | None = None, grace: float = 5.0) -> set[Process]:
+    """SIGTERM what is left of ``tree`` (and ``group``), SIGKILL it after ``grace``; returns what survived."""
+    if group is not None:
+        signal_group(group, signal.SIGTERM)
     for process in tree:
         _signal(process, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not signal_group(group, 0) and not any(_alive(p) for p in tree):
+        if (group is None or not signal_group(group, 0)) and not any(_alive(p) for p in tree):
             return set()
         time.sleep(0.05)
-    signal_group(group, signal.SIGKILL)
+    if group is not None:
+        signal_group(group, signal.SIGKILL)
     for process in tree:
         _signal(process, signal.SIGKILL)
     time.sleep(0.1)
