@@ -195,3 +195,22 @@ def test_settings_from_the_environment(monkeypatch):
     assert trainbox.TrainingSandbox(base_url="http://x", bearer_token="t2")._headers()["authorization"] == "Bearer t2"
     monkeypatch.delenv("TRAINBOX_URL")
     assert trainbox.TrainingSandbox().embedded
+
+
+@pytest.mark.parametrize(
+    ("value", "segment"),
+    [
+        ("host-amd64-3f2a-0--9c1d", "host-amd64-3f2a-0--9c1d"),
+        ("ns:run-1", "ns:run-1"),
+        ("a/b", "a%2Fb"),
+        ("..", "%2E%2E"),
+        ("x?y#z", "x%3Fy%23z"),
+        ("", "%20"),
+    ],
+)
+def test_ids_stay_one_path_segment(value, segment):
+    script = _Script(_answer(404, "unknown_instance", False))
+    box = trainbox.TrainingSandbox(base_url="http://t", transport=httpx.MockTransport(script))
+    with pytest.raises(trainbox.UnknownInstance):
+        box.get_instance(value)
+    assert script.sent[0].url.raw_path.decode() == f"/v1/instances/{segment}"

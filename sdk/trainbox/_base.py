@@ -8,6 +8,7 @@ local service.
 from __future__ import annotations
 
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -118,6 +119,12 @@ class SandboxBase:
     def _evaluate_body(params: Mapping[str, Any] | None) -> dict[str, Any]:
         # The reference's ``messages`` argument is not sent: the service scores the instance's own trajectory.
         return {"params": dict(params or {})}
+
+
+def _segment(value: str) -> str:
+    """One URL path segment: an odd id ('a/b', '..', '?') stays one segment and gets a 404, not another route."""
+    quoted = urllib.parse.quote(str(value), safe=":@")
+    return quoted if quoted not in ("", ".", "..") else quoted.replace(".", "%2E") or "%20"
 
 
 def _timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
