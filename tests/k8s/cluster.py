@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from . import kube
@@ -64,19 +65,14 @@ class Cluster:
         _write_kubeconfig(self.kubeconfig, pki, ports.apiserver)
         argv = command_lines(self.tools, self.work, pki, ports, self.kubeconfig, self._write_kwok_config())
         try:
-            self._launch("etcd", argv)
-            self._wait("etcd health", lambda: _http_ok(f"http://127.0.0.1:{ports.etcd}/health"))
-            self._launch("kube-apiserver", argv)
-            readyz = f"https://127.0.0.1:{ports.apiserver}/readyz"
-            self._wait("kube-apiserver /readyz", lambda: _http_ok(readyz, _client_tls(pki)))
-            for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
-                self._launch(name, argv)
-            with kube.client(self.kubeconfig) as api:
-                kube.install_crds(api, self.tools.crds())
-                kube.create_nodes(api)
-                self._wait("KubeRay CRDs established", lambda: kube.crds_established(api, self.tools.crds()))
-                self._launch("kuberay-operator", argv)
-                self._wait("nodes Ready", lambda: kube.nodes_ready(api))
+            with ThreadPoolExecutor(1) as pool:
+                crds = pool.submit(kube.load_crds, self.tools.crds())  # parses while etcd and apiserver start
+                self._launch("etcd", argv)
+                self._wait("etcd health", lambda: _http_ok(f"http://127.0.0.1:{ports.etcd}/health"))
+                self._launch("kube-apiserver", argv)
+                readyz = f"https://127.0.0.1:{ports.apiserver}/readyz"
+                self._wait("kube-apiserver /readyz", lambda: _http_ok(readyz, _client_tls(pki)))
+                self._bootstrap(crds, argv)
             probe = f"http://127.0.0.1:{ports.kuberay_probe}/readyz"
             self._wait("kuberay-operator /readyz", lambda: _http_ok(probe))
         except BaseException:
@@ -84,6 +80,19 @@ class Cluster:
             raise
         self.ready_seconds = time.monotonic() - began
         return self
+
+    def _bootstrap(self, crds: Future[list[dict]], argv: dict[str, list[str]]) -> None:
+        # CRDs go in before the controllers start: installing them is CPU-heavy for the apiserver, and
+        # the controllers would otherwise rediscover resources while they come up.
+        with kube.client(self.kubeconfig) as api:
+            kube.create_nodes(api)
+            docs = crds.result()
+            kube.install_crds(api, docs)
+            for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+                self._launch(name, argv)
+            self._wait("KubeRay CRDs established", lambda: kube.crds_established(api, docs))
+            self._launch("kuberay-operator", argv)
+            self._wait("nodes Ready", lambda: kube.nodes_ready(api))
 
     def stop(self) -> None:
         """Stop the controllers, then the apiserver, then etcd; nothing is left running."""
@@ -120,6 +129,10 @@ class Cluster:
             "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
             f"  cidr: {POD_CIDR}\n  nodeIP: {NODE_IP}\n"
             f"  manageNodesWithAnnotationSelector: {kube.KWOK_ANNOTATION}=fake\n"
+            # A config file is not defaulted: spell out what kwok's defaults would be, and hold node
+            # leases so the node controller keeps the fake nodes Ready.
+            "  nodeLeaseDurationSeconds: 40\n  nodeLeaseParallelism: 4\n  podPlayStageParallelism: 4\n"
+            "  nodePlayStageParallelism: 4\n  podsOnNodeSyncParallelism: 2\n  manageAllNodes: false\n"
         )
         stages = [path.read_text() for path in self.tools.stages()]
         path = self.work / "kwok.yaml"

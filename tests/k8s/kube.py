@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,6 +28,7 @@ __all__ = [
     "crds_established",
     "create_nodes",
     "install_crds",
+    "load_crds",
     "nodes_ready",
     "wait_until",
 ]
@@ -40,6 +42,7 @@ NODES: tuple[tuple[str, str], ...] = (
     ("kwok-arm64-1", "arm64"),
 )
 CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "200Gi"}
+_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 
 
@@ -65,29 +68,33 @@ def client(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
         api.close()
 
 
-def _crd_docs(paths: list[Path]) -> Iterator[dict]:
-    for path in paths:
-        yield from (doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+def load_crds(paths: list[Path]) -> list[dict]:
+    """Parse CRD manifests (a few MB of YAML for KubeRay: worth doing once, with libyaml when present)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for path in paths for doc in yaml.load_all(path.read_text(), Loader=loader) if doc]
 
 
-def install_crds(api: k8s.ApiClient, paths: list[Path]) -> None:
-    """Create the CRDs in `paths` (existing ones are left alone)."""
-    ext = k8s.ApiextensionsV1Api(api)
-    for doc in _crd_docs(paths):
-        try:
-            # The KubeRay CRDs are megabytes of schema: skip decoding the echo into client models.
-            ext.create_custom_resource_definition(doc, _preload_content=False)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+def _raw(api: k8s.ApiClient, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    # The KubeRay CRDs are megabytes of schema: plain JSON avoids validating them into client models.
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    response = api.call_api(method, api.configuration.host + path, header_params=headers, body=body)
+    return response.status, json.loads(response.read() or b"{}")
 
 
-def crds_established(api: k8s.ApiClient, paths: list[Path]) -> bool:
-    """Whether every CRD in `paths` is Established (its resource is served)."""
-    ext = k8s.ApiextensionsV1Api(api)
-    for doc in _crd_docs(paths):
-        raw = ext.read_custom_resource_definition(doc["metadata"]["name"], _preload_content=False)
-        conditions = json.loads(raw.data).get("status", {}).get("conditions", [])
+def install_crds(api: k8s.ApiClient, crds: list[dict]) -> None:
+    """Create the CRDs (existing ones are left alone)."""
+    with ThreadPoolExecutor(len(crds) or 1) as pool:
+        replies = list(pool.map(lambda doc: _raw(api, "POST", _CRD_PATH, doc), crds))
+    for doc, (status, reply) in zip(crds, replies, strict=True):
+        if status not in (201, 409):
+            raise RuntimeError(f"creating CRD {doc['metadata']['name']} failed ({status}): {reply.get('message')}")
+
+
+def crds_established(api: k8s.ApiClient, crds: list[dict]) -> bool:
+    """Whether every CRD is Established (its resource is served)."""
+    for doc in crds:
+        _, reply = _raw(api, "GET", f"{_CRD_PATH}/{doc['metadata']['name']}")
+        conditions = (reply.get("status") or {}).get("conditions") or []
         if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
             return False
     return True
@@ -114,7 +121,9 @@ def _node(index: int, name: str, arch: str) -> dict:
             "allocatable": CAPACITY,
             "addresses": [{"type": "InternalIP", "address": f"127.0.1.{index + 1}"},
                           {"type": "Hostname", "address": name}],
-            "nodeInfo": {"architecture": arch, "operatingSystem": "linux"},
+            "nodeInfo": {"architecture": arch, "operatingSystem": "linux", "osImage": "kwok", "kernelVersion": "kwok",
+                         "kubeletVersion": "kwok", "kubeProxyVersion": "kwok", "containerRuntimeVersion": "kwok",
+                         "bootID": "", "machineID": "", "systemUUID": ""},
         },
     }  # fmt: skip
 
