@@ -126,7 +126,7 @@ def _rss_pss_kib(pid: int) -> tuple[int, int]:
     return values.get("Rss", 0), values.get("Pss", 0)
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -152,7 +152,7 @@ def sample_tree(roots: list[int]) -> TreeSample:
         len(pids),
         sum(r for r, _ in sizes) / 1024,
         sum(p for _, p in sizes) / 1024,
-        sum(_cpu_seconds(p) for p in pids),
+        sum(cpu_seconds(p) for p in pids),
     )
 
 

@@ -130,7 +130,11 @@ async def memory_probe(
     time_limit_s: float,
 ) -> dict[str, Any]:
     """Create instances until ``max_instances``, the memory gate, or ``time_limit_s``; optionally step each
-    once; release them all; see whether the service's memory returns to its idle level."""
+    once; release them all; see whether the service's memory returns to its idle level.
+
+    Idle is measured after one instance was created and released (worker pools started on first
+    use are part of a ready service, not of the instances)."""
+    await _for_all(await _warm_up(dialect, port, task_ids[0]), 1, lambda conn, iid: dialect.release(conn, iid), port)
     await asyncio.sleep(3)
     idle = sample_tree(roots)
     out: dict[str, Any] = {"idle": idle.to_dict(), "mem_available_idle_mib": round(mem_available_mib())}
@@ -200,6 +204,14 @@ async def memory_probe(
     out["rss_mib_left_after_release"] = round(left, 1)
     out["back_to_idle"] = bool(left <= max(64.0, 0.05 * idle.rss_mib))
     return out
+
+
+async def _warm_up(dialect: Dialect, port: int, task_id: str) -> list[str]:
+    conn = Connection(port)
+    try:
+        return await dialect.create(conn, task_id)
+    finally:
+        await conn.close()
 
 
 async def _for_all(ids: list[str], concurrency: int, call: Any, port: int) -> None:
