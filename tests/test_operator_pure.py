@@ -43,7 +43,7 @@ def test_worker_groups_are_pinned_to_their_architecture() -> None:
     for arch in ("amd64", "arm64"):
         group = groups[f"workers-{arch}"]
         assert group["template"]["spec"]["nodeSelector"] == {"kubernetes.io/arch": arch}
-        assert group["rayStartParams"]["labels"] == f"trainbox.dev/arch={arch}"
+        assert group["labels"] == {"trainbox.dev/arch": arch}
     assert groups["workers-arm64"]["template"]["spec"]["containers"][0]["image"] == "trainbox/server:arm"
     assert groups["workers-amd64"]["replicas"] == 2
 

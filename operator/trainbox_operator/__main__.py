@@ -7,8 +7,6 @@ import logging
 import os
 import sys
 
-import kopf
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainbox-operator", description=__doc__)
@@ -23,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.namespace and not args.all_namespaces:
         parser.error("say which namespaces to watch: -n NAME (repeatable) or -A")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+
+    # Imported only now: the Kubernetes client reads $KUBECONFIG when it is first imported.
+    import kopf
 
     from trainbox_operator import handlers  # noqa: F401  (registers the handlers)
 

@@ -92,7 +92,7 @@ def raycluster(body: dict[str, Any]) -> dict[str, Any]:
             "replicas": g.get("replicas", 1),
             "minReplicas": g.get("minReplicas", 0),
             "maxReplicas": g.get("maxReplicas", 10),
-            "rayStartParams": {"labels": f"{ARCH_LABEL}={g['arch']}"},
+            "labels": {ARCH_LABEL: g["arch"]},  # KubeRay passes these to `ray start --labels`
             "template": {
                 "metadata": {"labels": {ARCH_LABEL: g["arch"]}},
                 "spec": {
