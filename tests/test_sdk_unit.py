@@ -193,6 +193,7 @@ def test_settings_from_the_environment(monkeypatch):
     assert box._headers()["authorization"] == "Bearer s3cret"
     assert box._timeout.read == 7.0
     assert trainbox.TrainingSandbox(base_url="http://x", bearer_token="t2")._headers()["authorization"] == "Bearer t2"
+    assert trainbox.TrainingSandbox(base_url="127.0.0.1:8080").base_url == "http://127.0.0.1:8080"
     monkeypatch.delenv("TRAINBOX_URL")
     assert trainbox.TrainingSandbox().embedded
 

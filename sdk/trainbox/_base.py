@@ -45,8 +45,10 @@ class SandboxBase:
         release_on_close: bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        url = base_url or os.environ.get("TRAINBOX_URL") or None
-        self._configured_url = url.rstrip("/") if url else None
+        url = (base_url or os.environ.get("TRAINBOX_URL") or "").strip()
+        if url and "://" not in url:
+            url = f"http://{url}"  # "127.0.0.1:8080" means what it says
+        self._configured_url = url.rstrip("/") or None
         self._token = token or bearer_token or os.environ.get("TRAINBOX_TOKEN") or None
         self._timeout = _timeout(timeout)
         retries = max_retries if max_retries is not None else _env_int("TRAINBOX_MAX_RETRIES", 3)
