@@ -275,6 +275,10 @@ class AppWorldInstance:
             suppress_errors=True,
             save_report=False,
         )
+        # The evaluation points the app models' (class-level) databases at the task's start state or the
+        # world's end state, whichever it touched last; the world's API calls use whatever is set. Point
+        # them back at the world's own databases so the episode can go on after a mid-episode evaluate.
+        self.world.models.reset_db_home_path()
         sparse_reward, dense_reward = rewards(tracker.pass_count, tracker.num_tests)
         details = {
             "sparse": sparse_reward,
