@@ -78,7 +78,11 @@ def _raw(api: k8s.ApiClient, method: str, path: str, body: dict | None = None) -
     # The KubeRay CRDs are megabytes of schema: plain JSON avoids validating them into client models.
     headers = {"Accept": "application/json", "Content-Type": "application/json"}
     response = api.call_api(method, api.configuration.host + path, header_params=headers, body=body)
-    return response.status, json.loads(response.read() or b"{}")
+    data = response.read() or b"{}"
+    try:
+        return response.status, json.loads(data)
+    except ValueError:  # e.g. a plain-text "404 page not found"
+        return response.status, {"message": data.decode(errors="replace")}
 
 
 def install_crds(api: k8s.ApiClient, crds: list[dict]) -> None:
@@ -91,11 +95,17 @@ def install_crds(api: k8s.ApiClient, crds: list[dict]) -> None:
 
 
 def crds_established(api: k8s.ApiClient, crds: list[dict]) -> bool:
-    """Whether every CRD is Established (its resource is served)."""
+    """Whether every served version of every CRD is in API discovery (asking for the CRDs themselves
+    would fetch megabytes of schema on every poll)."""
+    wanted: dict[str, set[str]] = {}
     for doc in crds:
-        _, reply = _raw(api, "GET", f"{_CRD_PATH}/{doc['metadata']['name']}")
-        conditions = (reply.get("status") or {}).get("conditions") or []
-        if not any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+        spec = doc["spec"]
+        for version in spec["versions"]:
+            if version.get("served", True):
+                wanted.setdefault(f"/apis/{spec['group']}/{version['name']}", set()).add(spec["names"]["plural"])
+    for path, plurals in wanted.items():
+        status, reply = _raw(api, "GET", path)
+        if status != 200 or not plurals <= {r["name"] for r in reply.get("resources", [])}:
             return False
     return True
 
