@@ -48,8 +48,9 @@ _NO_PROXY = urllib.request.ProxyHandler({})
 class Cluster:
     """One control plane: its work dir (certificates, etcd data, logs, kubeconfig) and its processes."""
 
-    def __init__(self, work: Path, tools: Tools | None = None) -> None:
+    def __init__(self, work: Path, tools: Tools | None = None, *, detach: bool = False) -> None:
         self.work = work
+        self.detach = detach  # outlive this Python process (`cluster up`) instead of dying with it
         self.tools = tools or Tools.locate()
         self.kubeconfig = work / "kubeconfig"
         self.logs = work / "logs"
@@ -113,7 +114,7 @@ class Cluster:
 
     def _launch(self, name: str, argv: dict[str, list[str]]) -> None:
         env = {"KUBECONFIG": str(self.kubeconfig)}
-        self.processes[name] = Process(name, argv[name], self.logs / f"{name}.log", env).start()
+        self.processes[name] = Process(name, argv[name], self.logs / f"{name}.log", env).start(not self.detach)
 
     def _wait(self, what: str, ready: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
@@ -187,7 +188,7 @@ def _up(state_dir: Path) -> int:
             return 0
         _down(state_dir)
     shutil.rmtree(state_dir, ignore_errors=True)  # leftovers of a failed `up`: start from a clean etcd
-    cluster = Cluster(state_dir)
+    cluster = Cluster(state_dir, detach=True)
     cluster.start()
     pids = {str(p.pid): p.argv[0] for p in cluster.processes.values()}
     state_file.write_text(json.dumps({"kubeconfig": str(cluster.kubeconfig), "pids": pids}, indent=2))

@@ -7,6 +7,7 @@ Every component listens on 127.0.0.1 only (or not at all); kwok hands out node a
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -39,6 +40,7 @@ SERVICE_IP = "127.10.0.1"  # the `kubernetes` Service: the first address of SERV
 POD_CIDR = "127.20.0.1/16"  # kwok's pod IP pool
 NODE_IP = "127.0.0.1"  # kwok's fallback; our nodes carry their own 127.0.1.x InternalIP
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "helm", "kuberay-operator")
+_PR_SET_PDEATHSIG = 1
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
@@ -152,14 +154,16 @@ class Process:
     env: dict[str, str] = field(default_factory=dict)
     popen: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Process:
+    def start(self, die_with_parent: bool) -> Process:
+        """Start the process; with `die_with_parent` the kernel SIGKILLs it if the starting thread dies
+        (a killed pytest leaves nothing behind), otherwise it outlives its starter (`cluster up`)."""
         # No proxy settings: every component talks to 127.0.0.1 directly.
         env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS} | self.env
         with self.log.open("ab") as out:
-            # A new session: Ctrl-C in the caller's terminal does not reach a `cluster up` control plane.
+            # A new session: Ctrl-C in the caller's terminal does not reach the control plane directly.
             self.popen = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_term_on_parent_death if die_with_parent else None,
             )  # fmt: skip
         return self
 
@@ -173,7 +177,13 @@ class Process:
 
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(line[:400] for line in text.splitlines()[-lines:])
+
+
+def _term_on_parent_death() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def is_alive(pid: int, binary: str | None = None) -> bool:
