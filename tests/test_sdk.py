@@ -54,6 +54,54 @@ def test_reference_example_runs_unchanged(trainbox_url, no_trainbox_env, monkeyp
     box.close()
 
 
+@pytest.mark.appworld
+def test_reference_example_verbatim_on_appworld(sdk_appworld_root, no_trainbox_env, monkeypatch):
+    """The documentation's AppWorld example, character for character but for the import, in embedded mode."""
+    monkeypatch.setenv("APPWORLD_ROOT", str(sdk_appworld_root))  # the embedded service inherits it
+
+    # -- from the reference's documentation, import line changed --
+    from trainbox import TrainingSandbox
+
+    # create training sandbox
+    box = TrainingSandbox()
+
+    profile_list = box.get_env_profile(env_type="appworld", split="train")
+    print(profile_list)
+
+    profile_list = box.get_env_profile(env_type="appworld", split="train")
+    init_response = box.create_instance(
+        env_type="appworld",
+        task_id=profile_list[0],
+    )
+    instance_id = init_response["info"]["instance_id"]
+    query = init_response["state"]
+    print(f"Created instance {instance_id} with query: {query}")
+
+    action = {
+        "role": "assistant",
+        "content": "```python\nprint('hello appworld!!')\n```",
+    }
+
+    result = box.step(
+        instance_id=instance_id,
+        action=action,
+    )
+    print(result)
+
+    score = box.evaluate(instance_id, messages={}, params={"sparse": True})
+    print(f"Evaluation score: {score}")
+
+    success = box.release_instance(instance_id)
+    print(f"Instance released: {success}")
+    # -- end of the reference's code --
+
+    assert box.embedded and profile_list
+    assert [message["role"] for message in query][:2] == ["system", "user"]
+    assert "hello appworld!!" in result["state"][0]["content"] and result["is_terminated"] is False
+    assert score == 0.0 and success is True
+    box.close()
+
+
 def _ground_truth_episode(box: TrainingSandbox, task_id: str) -> tuple[float, float, int]:
     instance_id = box.create_instance("bfcl", task_id)["info"]["instance_id"]
     steps = [message for turn in multi_turn_steps(task_id) for message in turn]
