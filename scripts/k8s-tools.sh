@@ -65,23 +65,29 @@ build_module() {
   step "$name: built in $((SECONDS - start))s"
 }
 
+# sync_files DIR FILE...: copy each FILE into DIR unless an identical copy is there (keeps mtimes stable).
+sync_files() {
+  local dir=$1 file; shift
+  mkdir -p "$dir"
+  for file in "$@"; do
+    cmp -s "$file" "$dir/$(basename "$file")" || install -m 644 "$file" "$dir/"
+  done
+}
+
 copy_kuberay_crds() {
   local src
   src=$(cd scripts/k8s/kuberay && go list -m -f '{{.Dir}}' github.com/ray-project/kuberay/ray-operator)
   [ -d "$src/config/crd/bases" ] || die "KubeRay CRDs not found under $src/config/crd/bases"
-  cp -f "$src"/config/crd/bases/ray.io_*.yaml "$OUT/crds/"
-  chmod 644 "$OUT"/crds/*.yaml
+  sync_files "$OUT/crds" "$src"/config/crd/bases/ray.io_*.yaml
 }
 
 # kwok ships no default stages when run as a plain controller; take the stock ones from its module.
 copy_kwok_stages() {
   local src
   src=$(cd scripts/k8s/kube && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
-  mkdir -p "$OUT/kwok-stages"
-  cp -f "$src"/node/fast/node-initialize.yaml "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-    "$src"/pod/fast/pod-ready.yaml "$src"/pod/fast/pod-complete.yaml "$src"/pod/fast/pod-delete.yaml \
-    "$OUT/kwok-stages/"
-  chmod 644 "$OUT"/kwok-stages/*.yaml
+  sync_files "$OUT/kwok-stages" "$src"/node/fast/node-initialize.yaml \
+    "$src"/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    "$src"/pod/fast/pod-ready.yaml "$src"/pod/fast/pod-complete.yaml "$src"/pod/fast/pod-delete.yaml
 }
 
 step "Kubernetes test bed $KEY -> $OUT"
