@@ -24,7 +24,12 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'k8s-tools: %s\n' "$*" >&2; exit 1; }
 
 command -v go >/dev/null || die "go is not on PATH; the test bed is built with Go >= 1.26"
-mkdir -p "$BIN" "$OUT/crds"
+mkdir -p "$BIN"
+# One build at a time per version key (two `make test` runs may start together); a killed build's
+# temp dirs are cleared once the lock is held.
+exec 9>"$OUT/.lock"
+flock 9
+rm -rf "$OUT"/build-*
 
 k8s_ldflags() {
   local v=${K8S_VERSION#v} pkg=k8s.io/component-base/version
