@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar, overload
 import httpx
 
 from . import _types
-from ._base import LIMITS, Action, SandboxBase, StepBatch, _segment
+from ._base import LIMITS, Action, SandboxBase, StepBatch, instance_path, path_segment
 from ._embedded import EmbeddedService
 from ._exceptions import TrainboxError, UnknownInstance, error_from_response, error_from_transport
 from ._retry import Safety
@@ -167,7 +167,7 @@ class AsyncTrainingSandbox(SandboxBase):
     async def get_env_profile(
         self, env_type: str = "appworld", split: str = "train", params: Mapping[str, Any] | None = None
     ) -> list[str]:
-        path = f"/v1/environments/{_segment(env_type)}/tasks"
+        path = f"/v1/environments/{path_segment(env_type)}/tasks"
         return _types.task_ids(await self._request("GET", path, params={"split": split}, safety=Safety.IDEMPOTENT))
 
     get_task_ids = get_env_profile
@@ -222,7 +222,7 @@ class AsyncTrainingSandbox(SandboxBase):
     ) -> StepResult:
         body = self._step_body(action, params, request_id, timeout)
         response = await self._request(
-            "POST", f"/v1/instances/{_segment(instance_id)}/step", json=body, safety=Safety.IDEMPOTENT,
+            "POST", instance_path(instance_id, "step"), json=body, safety=Safety.IDEMPOTENT,
             timeout=self._call_timeout(timeout),
         )  # fmt: skip
         return _types.parse(StepResult, response)
@@ -246,13 +246,13 @@ class AsyncTrainingSandbox(SandboxBase):
         self, instance_id: str, messages: Any = None, params: Mapping[str, Any] | None = None, *, details: bool = False
     ) -> float | EvaluateResult:
         body = self._evaluate_body(params)
-        path = f"/v1/instances/{_segment(instance_id)}/evaluate"
+        path = instance_path(instance_id, "evaluate")
         result = _types.parse(EvaluateResult, await self._request("POST", path, json=body, safety=Safety.IDEMPOTENT))
         return result if details else result["reward"]
 
     async def release_instance(self, instance_id: str) -> bool:
         try:
-            response = await self._request("DELETE", f"/v1/instances/{_segment(instance_id)}", safety=Safety.IDEMPOTENT)
+            response = await self._request("DELETE", instance_path(instance_id), safety=Safety.IDEMPOTENT)
         except UnknownInstance as exc:
             self._owned.discard(instance_id)
             return exc.attempts > 1
@@ -260,7 +260,7 @@ class AsyncTrainingSandbox(SandboxBase):
         return _types.released(response)
 
     async def get_instance(self, instance_id: str) -> InstanceStatus:
-        response = await self._request("GET", f"/v1/instances/{_segment(instance_id)}", safety=Safety.IDEMPOTENT)
+        response = await self._request("GET", instance_path(instance_id), safety=Safety.IDEMPOTENT)
         return _types.parse(InstanceStatus, response)
 
     # -- batches -------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import httpx
 
 from ._retry import RetryPolicy
 
-__all__ = ["DEFAULT_TIMEOUT", "LIMITS", "SandboxBase"]
+__all__ = ["DEFAULT_TIMEOUT", "LIMITS", "SandboxBase", "instance_path", "path_segment"]
 
 DEFAULT_TIMEOUT = 120.0
 """Seconds to wait for any one answer: generous, because a step may run model-written code."""
@@ -123,10 +123,14 @@ class SandboxBase:
         return {"params": dict(params or {})}
 
 
-def _segment(value: str) -> str:
+def path_segment(value: str) -> str:
     """One URL path segment: an odd id ('a/b', '..', '?') stays one segment and gets a 404, not another route."""
     quoted = urllib.parse.quote(str(value), safe=":@")
     return quoted if quoted not in ("", ".", "..") else quoted.replace(".", "%2E") or "%20"
+
+
+def instance_path(instance_id: str, operation: str = "") -> str:
+    return f"/v1/instances/{path_segment(instance_id)}" + (f"/{operation}" if operation else "")
 
 
 def _timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:

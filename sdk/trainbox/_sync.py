@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 import httpx
 
 from . import _types
-from ._base import LIMITS, Action, SandboxBase, StepBatch, _segment
+from ._base import LIMITS, Action, SandboxBase, StepBatch, instance_path, path_segment
 from ._embedded import EmbeddedService
 from ._exceptions import TrainboxError, UnknownInstance, error_from_response, error_from_transport
 from ._retry import Safety
@@ -170,7 +170,7 @@ class TrainingSandbox(SandboxBase):
         self, env_type: str = "appworld", split: str = "train", params: Mapping[str, Any] | None = None
     ) -> list[str]:
         """The task ids of one split of a dataset. ``params`` is accepted for the reference's signature."""
-        path = f"/v1/environments/{_segment(env_type)}/tasks"
+        path = f"/v1/environments/{path_segment(env_type)}/tasks"
         return _types.task_ids(self._request("GET", path, params={"split": split}, safety=Safety.IDEMPOTENT))
 
     get_task_ids = get_env_profile
@@ -231,7 +231,7 @@ class TrainingSandbox(SandboxBase):
         """
         body = self._step_body(action, params, request_id, timeout)
         response = self._request(
-            "POST", f"/v1/instances/{_segment(instance_id)}/step", json=body, safety=Safety.IDEMPOTENT,
+            "POST", instance_path(instance_id, "step"), json=body, safety=Safety.IDEMPOTENT,
             timeout=self._call_timeout(timeout),
         )  # fmt: skip
         return _types.parse(StepResult, response)
@@ -260,7 +260,7 @@ class TrainingSandbox(SandboxBase):
         reference's signature; the service scores the instance's own trajectory.
         """
         body = self._evaluate_body(params)
-        path = f"/v1/instances/{_segment(instance_id)}/evaluate"
+        path = instance_path(instance_id, "evaluate")
         response = self._request("POST", path, json=body, safety=Safety.IDEMPOTENT)
         result = _types.parse(EvaluateResult, response)
         return result if details else result["reward"]
@@ -268,7 +268,7 @@ class TrainingSandbox(SandboxBase):
     def release_instance(self, instance_id: str) -> bool:
         """Release an instance: True if this call released it, False if it was already gone."""
         try:
-            response = self._request("DELETE", f"/v1/instances/{_segment(instance_id)}", safety=Safety.IDEMPOTENT)
+            response = self._request("DELETE", instance_path(instance_id), safety=Safety.IDEMPOTENT)
         except UnknownInstance as exc:
             self._owned.discard(instance_id)
             # A retry that finds it gone means our lost first attempt released it.
@@ -278,7 +278,7 @@ class TrainingSandbox(SandboxBase):
 
     def get_instance(self, instance_id: str) -> InstanceStatus:
         """An instance's status: task, creation and expiry times, steps taken, whether it terminated."""
-        response = self._request("GET", f"/v1/instances/{_segment(instance_id)}", safety=Safety.IDEMPOTENT)
+        response = self._request("GET", instance_path(instance_id), safety=Safety.IDEMPOTENT)
         return _types.parse(InstanceStatus, response)
 
     # -- batches -------------------------------------------------------------------------------------------
