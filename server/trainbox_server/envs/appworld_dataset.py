@@ -32,35 +32,22 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 DATETIME = "2023-05-18T12:00:00"  # the frozen "now" of every task
+RECORDS_DATETIME = "2023-05-10T09:30:00"  # when the dataset's records were "created"
 
-SUPERVISOR = {
-    "first_name": "Joyce",
-    "last_name": "Weaver",
-    "email": "joyce-weav@gmail.com",
-    "phone_number": "3155673041",
-    "birthday": "1991-03-12",
-    "sex": "female",
-}
+
+def _person(*values: str) -> dict[str, str]:
+    fields = ("first_name", "last_name", "email", "phone_number", "birthday", "sex")
+    return dict(zip(fields, values, strict=True))
+
+
+SUPERVISOR = _person("Joyce", "Weaver", "joyce-weav@gmail.com", "3155673041", "1991-03-12", "female")
 OTHER_PEOPLE = [
-    {
-        "first_name": "Brian",
-        "last_name": "Ramos",
-        "email": "br_ramos@gmail.com",
-        "phone_number": "5025438139",
-        "birthday": "1988-07-02",
-        "sex": "male",
-    },
-    {
-        "first_name": "Tammy",
-        "last_name": "Hall",
-        "email": "tammy.hall@gmail.com",
-        "phone_number": "6204318846",
-        "birthday": "1995-11-23",
-        "sex": "female",
-    },
+    _person("Brian", "Ramos", "br_ramos@gmail.com", "5025438139", "1988-07-02", "male"),
+    _person("Tammy", "Hall", "tammy.hall@gmail.com", "6204318846", "1995-11-23", "female"),
 ]
 SIMPLE_NOTE_PASSWORD = "Wq7!kz2LmP"
 OTHER_PASSWORD = "x9Rt#44vQa"
@@ -236,18 +223,23 @@ def build(root: str, force: bool = False) -> list[str]:
     os.makedirs(data)
     os.environ["APPWORLD_ROOT"] = os.path.abspath(root)  # AppWorld's path_store re-reads it on each use
 
-    started = time.monotonic()
-    _log("building api docs")
-    _build_api_docs()
-    _log("building base databases for all apps")
-    _build_base_dbs()
-    for task in TASKS:
-        _log(f"building task {task.task_id} ({task.split})")
-        _build_task(task)
+    from appworld.common.utils import freeze_time
+
+    started = time.clock_gettime(time.CLOCK_MONOTONIC)  # freezegun leaves this clock alone
+    # Records get their timestamps (created_at, ...) from the clock: freeze it before the tasks' "now"
+    # so that the data is the same on every build and nothing was created in the tasks' future.
+    with freeze_time(datetime.fromisoformat(RECORDS_DATETIME)):
+        _log("building api docs")
+        _build_api_docs()
+        _log("building base databases for all apps")
+        _build_base_dbs()
+        for task in TASKS:
+            _log(f"building task {task.task_id} ({task.split})")
+            _build_task(task)
     _write_splits(data)
     with open(stamp, "w") as file:
         json.dump(want, file)
-    _log(f"dataset ready in {data} ({len(TASKS)} tasks, {time.monotonic() - started:.1f} s)")
+    _log(f"dataset ready in {data} ({len(TASKS)} tasks, {time.clock_gettime(time.CLOCK_MONOTONIC) - started:.1f} s)")
     return [task.task_id for task in TASKS]
 
 
