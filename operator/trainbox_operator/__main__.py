@@ -20,14 +20,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     if not args.namespace and not args.all_namespaces:
         parser.error("say which namespaces to watch: -n NAME (repeatable) or -A")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    # Per-object INFO lines ("Timer ... succeeded") for thousands of instances cost more than they tell.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     # Imported only now: the Kubernetes client reads $KUBECONFIG when it is first imported.
     import kopf
 
     from trainbox_operator import handlers  # noqa: F401  (registers the handlers)
 
-    kopf.configure(verbose=args.verbose)
+    kopf.configure(verbose=args.verbose, quiet=not args.verbose)
     kopf.run(
         standalone=True,
         clusterwide=args.all_namespaces,

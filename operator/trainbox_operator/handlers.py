@@ -140,9 +140,12 @@ async def _create_instance(data: dict[str, Any], sandbox: dict[str, Any] | None,
         try:
             made = await sandbox_api.create(endpoint, token, request)
         except ServiceCallFailed as exc:
-            if exc.kind == "duplicate_instance":  # an earlier attempt made it: adopt it
-                made = await sandbox_api.get(endpoint, token, request["instance_id"]) or {}
-                made.setdefault("state", [])
+            if exc.kind == "duplicate_instance":  # an earlier attempt made it (or is making it): adopt it
+                found = await sandbox_api.get(endpoint, token, request["instance_id"])
+                if found is None:  # still being created by that attempt: look again next tick
+                    patch.status.update(instances.waiting_status(data, "Creating", "a create is in flight", now))
+                    return
+                made = {"state": [], **found}
             elif exc.kind in PERMANENT_KINDS:
                 new = instances.failed_status(data, str(exc), now)
                 if _changed(data["status"], new):
