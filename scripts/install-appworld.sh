@@ -22,4 +22,10 @@ else
   step "decrypting appworld app code (appworld install)"
   "$VENV/bin/appworld" install
 fi
+# Byte-compile everything (the decrypted apps included): with PYTHONDONTWRITEBYTECODE set, as it is on
+# some machines, every worker would otherwise recompile the engine at import (~8 s of CPU instead of ~5).
+# compileall skips files whose .pyc is current, so a re-run is quick.
+step "byte-compiling the appworld venv"
+"$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null \
+  || echo "  (some files could not be byte-compiled; they are compiled at import instead)"
 step "appworld engine ready: $("$PY" -c 'import appworld; print(appworld.__version__)')"
