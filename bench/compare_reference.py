@@ -10,9 +10,10 @@ service process with its children. Results: ``bench/results/service_{trainbox,re
     .venv/bin/python -m bench.compare_reference --quick     # scaled down, to check the machinery
     .venv/bin/python -m bench.compare_reference --only trainbox   # keep the last reference results
 
-The reference is slow (a Ray actor process per instance), so its phases are scaled down: fewer episodes,
-a longer window, and a memory gate that starts no create which could bring the host below 4 GiB
-available (3 GiB for the memory probe, which stops itself there).
+The reference is slow (a Ray actor process per instance), so its phases are scaled down: 5 latency
+episodes, at most 16 episodes per throughput level (each client runs at least one), and a memory gate
+that starts no create which could bring the host below 4 GiB available (3 GiB for the memory probe,
+which stops itself there). Ray stays on loopback: see ``LOOPBACK_RAY``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import phases, report
-from bench.reference_service import start_reference
+from bench.loadkit import kill_tree, node_ips, tree_pids
+from bench.reference_service import LOOPBACK_RAY, start_reference
 from bench.workload import CATEGORY, Dialect, Episode, MemoryGate, ReferenceProtocol, TrainboxV1, build_episodes
 from tests.servicekit import REPO, RayCluster, start_service
 
@@ -44,7 +46,7 @@ class Plan:
     ladder: int
     window_s: float
     drain_s: float
-    per_client: int
+    episodes_per_level: int  # at most, spread over the clients (each runs at least one)
     throughput_floor_mib: float
     per_instance_mib: float
     probe_max: int
@@ -56,12 +58,12 @@ class Plan:
 
 
 PLANS = {
-    "trainbox": Plan(100, 300, 20, 60, 10_000, 3072, 1, 10_000, 3072, 4, 50, 1000, 600),
-    "reference": Plan(5, 50, 60, 300, 3, 4096, 300, 300, 3072, 2, 1, 5, 900),
+    "trainbox": Plan(100, 300, 20, 60, 10**6, 3072, 1, 10_000, 3072, 4, 50, 1000, 600),
+    "reference": Plan(5, 50, 120, 600, 16, 4096, 300, 300, 3072, 2, 1, 5, 900),
 }
 QUICK = {
-    "trainbox": Plan(10, 50, 5, 30, 10_000, 3072, 1, 1000, 3072, 4, 50, 250, 120),
-    "reference": Plan(1, 10, 20, 200, 1, 4096, 300, 4, 3072, 2, 1, 2, 300),
+    "trainbox": Plan(10, 50, 5, 30, 10**6, 3072, 1, 1000, 3072, 4, 50, 250, 120),
+    "reference": Plan(1, 10, 20, 200, 2, 4096, 300, 4, 3072, 2, 1, 2, 300),
 }
 
 
@@ -88,8 +90,9 @@ async def measure_run(dialect: Dialect, port: int, roots: list[int], episodes: l
     for clients in LEVELS:
         print(f"  throughput: {clients} clients, {plan.window_s:.0f} s window", flush=True)
         gate = MemoryGate(plan.throughput_floor_mib, plan.per_instance_mib)
+        per_client = max(1, -(-plan.episodes_per_level // clients))
         result = await phases.throughput(
-            dialect, port, roots, episodes, clients, plan.window_s, plan.drain_s, plan.per_client, gate
+            dialect, port, roots, episodes, clients, plan.window_s, plan.drain_s, per_client, gate
         )
         out["throughput"][str(clients)] = result
         print(f"    {result['episodes_per_s']} episodes/s, {result['steps_per_s']} steps/s", flush=True)
@@ -119,14 +122,16 @@ async def measure_probe(dialect: Dialect, port: int, roots: list[int], episodes:
 def run_trainbox(episodes: list[Episode], plan: Plan) -> dict[str, Any]:
     settings = {"TRAINBOX_HOSTS_PER_NODE": "1", "TRAINBOX_IDLE_TTL": "3600", "TRAINBOX_MAX_LIFETIME": "7200"}
     out: dict[str, Any] = {"system": "trainbox", "settings": settings}
+    os.environ.update(LOOPBACK_RAY)  # inherited by the Ray head and the service (one node: allowed)
     for stage in ("run", "probe"):
         started = time.perf_counter()
         cluster = RayCluster.start(archs=("amd64",))
-        service = None
+        service, roots = None, [p.pid for p in cluster.procs]
         try:
             service = start_service(cluster.address, **settings)
             port = int(service.url.rsplit(":", 1)[1])
-            roots = [p.pid for p in cluster.procs] + [service.proc.pid]
+            roots.append(service.proc.pid)
+            out["ray_node_ips"] = node_ips(roots)
             print(f"trainbox ({stage}) up in {time.perf_counter() - started:.1f} s at {service.url}", flush=True)
             if stage == "run":
                 out.update(asyncio.run(measure_run(TrainboxV1(), port, roots, episodes, plan)))
@@ -136,9 +141,11 @@ def run_trainbox(episodes: list[Episode], plan: Plan) -> dict[str, Any]:
             else:
                 out["memory"] = asyncio.run(measure_probe(TrainboxV1(), port, roots, episodes, plan))
         finally:
+            tree = tree_pids(roots)
             if service is not None:
                 service.stop()
             cluster.stop()
+            kill_tree(tree + tree_pids(tree))
     out["in_process"] = in_process_cost(episodes)
     return out
 
@@ -150,6 +157,7 @@ def run_reference(episodes: list[Episode], plan: Plan) -> dict[str, Any]:
         service = start_reference()
         try:
             out[f"startup_s_{stage}"] = round(time.perf_counter() - started, 1)
+            out["ray_node_ips"] = node_ips(service.pids)
             print(f"reference ({stage}) up in {out[f'startup_s_{stage}']} s at {service.url}", flush=True)
             if stage == "run":
                 out.update(asyncio.run(measure_run(ReferenceProtocol(), service.port, service.pids, episodes, plan)))

@@ -8,8 +8,11 @@ both systems look slower. It speaks exactly what both services answer (JSON bodi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import signal
 import statistics
 import time
 from dataclasses import dataclass
@@ -115,6 +118,26 @@ def tree_pids(roots: list[int]) -> list[int]:
         seen.add(pid)
         todo.extend(children.get(pid, []))
     return sorted(seen)
+
+
+def kill_tree(pids: list[int]) -> None:
+    """SIGKILL what is left of a process tree snapshot (Ray workers run in sessions of their own, so
+    stopping the process groups we started can leave them behind)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def node_ips(roots: list[int]) -> list[str]:
+    """Every ``--node-ip-address``/``node_ip_address`` a process of the tree was started with."""
+    found = set()
+    for pid in tree_pids(roots):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        found.update(re.findall(r"node[-_]ip[-_]address=([0-9a-fA-F.:]+)", cmd))
+    return sorted(found)
 
 
 def _rss_pss_kib(pid: int) -> tuple[int, int]:

@@ -5,7 +5,8 @@ site-packages into a temporary folder with an empty ``__init__.py`` (its code im
 as a top-level package); its own ``bfcl_dataprocess.py`` builds the data and split files; a Ray head is
 started on 127.0.0.1 from the same venv (the service's ``ray.init()`` joins it through ``RAY_ADDRESS``
 instead of picking the interface address); then ``python -m training_box.env_service --env bfcl``.
-Each process gets its own session and is stopped by process group (released workers linger otherwise).
+Each process gets its own session and is stopped by process group; what is left of the tree (Ray workers
+live in sessions of their own, and released ones linger) is killed by PID.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from pathlib import Path
 
 import httpx
 
+from bench.loadkit import kill_tree, tree_pids
 from tests.servicekit import REPO, free_port, stop_group
 
 VENV = REPO / ".venvs/reference"
 PYTHON = VENV / "bin/python"
 SITE = next((VENV / "lib").glob("python3*/site-packages"), VENV / "lib/site-packages")
 CATEGORIES = ["multi_turn_base"]
+# Ray 2.60 turns `--node-ip-address=127.0.0.1` (and a driver's `_node_ip_address`) into the machine's
+# interface address unless this is 0; a one-node Ray then stays on loopback (it refuses extra nodes).
+LOOPBACK_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 @dataclass
@@ -40,8 +45,10 @@ class ReferenceService:
         return [p.pid for p in self.procs]
 
     def stop(self) -> None:
+        tree = tree_pids(self.pids)
         for proc in reversed(self.procs):
             stop_group(proc, grace=15.0)
+        kill_tree(tree + tree_pids(tree))
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self) -> str:
@@ -67,6 +74,7 @@ def _prepare(workdir: Path) -> dict[str, str]:
         "BFCL_ANSWER_PATH": str(SITE / "bfcl_eval/data/possible_answer"),
         "OPENAI_API_KEY": "dummy-the-reference-refuses-to-evaluate-without-one",
         "RAY_AUTH_MODE": "disabled",
+        **LOOPBACK_RAY,
         "RAY_USAGE_STATS_ENABLED": "0",
     }
 

@@ -184,8 +184,9 @@ HOW = """## How it was measured
   message without calls to end each turn (the last one terminates the episode and returns the reward),
   evaluate, release. Tasks with positional-argument ground truth are left out for both.
 - **Latency**: one client, episodes back to back (trainbox 100, the reference 5).
-- **Throughput**: N clients run episodes back to back; new episodes start during a window (trainbox 20 s,
-  the reference 60 s and at most 3 per client), in-flight ones then finish; rate = completed / elapsed.
+- **Throughput**: N clients run episodes back to back; new episodes start during a window (trainbox 20 s;
+  the reference 120 s and at most 16 episodes per level, each client at least one), in-flight ones then
+  finish (the reference gets 600 s); rate = completed episodes (or steps) / elapsed.
   A memory gate starts no create that could bring the host below 4 GiB available (the reference's
   instances cost ~270 MiB each, so its 32/64-client levels are memory-bound on this machine).
 - **Step overhead**: per step position, the median HTTP step latency (1 client) minus the median time of
