@@ -20,6 +20,7 @@ from pathlib import Path
 from .pki import Pki
 
 __all__ = [
+    "NODE_IP",
     "POD_CIDR",
     "SERVICE_CIDR",
     "SERVICE_IP",
