@@ -141,7 +141,10 @@ def command_lines(
         "kwok": [str(tools.bin("kwok")), f"--kubeconfig={kubeconfig}", f"--config={kwok_config}"],
         "kuberay-operator": [str(tools.bin("kuberay-operator")), "--enable-leader-election=false",
                              "--metrics-addr=0", f"--health-probe-bind-address=127.0.0.1:{ports.kuberay_probe}",
-                             "--log-stdout-encoder=console", f"--kubeconfig={kubeconfig}"],
+                             "--log-stdout-encoder=console", f"--kubeconfig={kubeconfig}",
+                             # Reach Ray dashboards through the apiserver's proxy: never a DNS lookup of a
+                             # cluster name (the host's resolver is not on loopback) nor a direct dial.
+                             "--use-kubernetes-proxy"],
     }  # fmt: skip
 
 
