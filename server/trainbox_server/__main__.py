@@ -10,7 +10,6 @@ import sys
 
 import uvicorn
 
-
 BANNER = """
   API docs      {url}/docs            (OpenAPI: {url}/openapi.json)
   environments  curl -s {url}/v1/environments

@@ -25,11 +25,14 @@ from trainbox_server.errors import (
     TrainboxError,
     UnknownInstance,
 )
+from trainbox_server.hosts.channel import ChannelServer
 from trainbox_server.hosts.lifecycle import RELEASE_REASONS, Lease, new_instance_id, validate_ttl
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 
 log = logging.getLogger(__name__)
 REQUEST_MEMORY = 8  # step results remembered per instance, for retried request ids
+# The calls that carry traffic go over the data channel (see hosts.channel); the rest over Ray.
+CHANNEL_METHODS = ("create", "step", "evaluate", "release", "get", "info", "has", "task_ids")
 
 
 @dataclass
@@ -43,6 +46,7 @@ class HostSettings:
     sweep_interval: float = 1.0
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
     prestart: tuple[str, ...] = ("bfcl",)  # pools warmed at start (AppWorld's are big: on first use)
+    channel_ip: str = "127.0.0.1"  # where the data channel listens: the node's address
 
     def runtime_config(self) -> RuntimeConfig:
         config = RuntimeConfig(prestart=tuple(self.prestart))
@@ -101,16 +105,27 @@ class InstanceHost:
         self.created: collections.Counter[str] = collections.Counter()
         self.released: collections.Counter[str] = collections.Counter({r: 0 for r in RELEASE_REASONS})
         self._sweeper: asyncio.Task[None] | None = None
+        self._channel: ChannelServer | None = None
 
     def _ensure_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def ping(self) -> dict[str, Any]:
+        """Start what runs in the background (pools, TTL sweeper, the data channel); say where the channel is."""
         if self._sweeper is None:
             await self.runtime.start()
         self._ensure_sweeper()
-        return ok({"name": self.settings.name, "arch": self.settings.arch, "live": len(self.records)})
+        if self._channel is None:
+            methods = {m: getattr(self, m) for m in CHANNEL_METHODS}
+            self._channel = ChannelServer(methods, self.settings.channel_ip)
+            await self._channel.start()
+        return ok({
+            "name": self.settings.name,
+            "arch": self.settings.arch,
+            "live": len(self.records),
+            "channel": {"address": self._channel.address, "secret": self._channel.secret},
+        })  # fmt: skip
 
     async def families(self) -> dict[str, Any]:
         return ok(self.runtime.families())

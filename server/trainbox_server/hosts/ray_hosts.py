@@ -18,7 +18,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from trainbox_server.errors import CapacityExceeded, InstanceLost, TrainboxError, UnknownEnvironment
-from trainbox_server.hosts.host import HostSettings, InstanceHost
+from trainbox_server.hosts.channel import ChannelClient
+from trainbox_server.hosts.host import CHANNEL_METHODS, HostSettings, InstanceHost
 from trainbox_server.hosts.lifecycle import HostLoad
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class HostGroup:
         self.hosts_per_node = hosts_per_node
         self.handles: dict[str, Any] = {}
         self.arch: dict[str, str] = {}
+        self.channels: dict[str, ChannelClient] = {}
 
     def ensure_hosts(self) -> None:
         """One host per alive node (times hosts_per_node): reuse by name, create what is missing."""
@@ -92,7 +94,10 @@ class HostGroup:
                 name = f"{HOST_PREFIX}{arch}-{node['NodeID'][:10]}-{index}"
                 if name in self.handles:
                     continue
-                settings = HostSettings(**{**asdict(self.settings), "name": name, "arch": arch})
+                node_ip = node.get("NodeManagerAddress") or "127.0.0.1"
+                settings = HostSettings(
+                    **{**asdict(self.settings), "name": name, "arch": arch, "channel_ip": node_ip}
+                )
                 self.handles[name] = HostActor.options(
                     name=name,
                     lifetime="detached",
@@ -103,7 +108,11 @@ class HostGroup:
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
                 ).remote(settings)
                 self.arch[name] = arch
-        ray.get([h.ping.remote() for h in self.handles.values()])
+        names = list(self.handles)
+        for name, reply in zip(names, ray.get([self.handles[n].ping.remote() for n in names]), strict=True):
+            channel = reply["result"]["channel"]
+            if name not in self.channels:
+                self.channels[name] = ChannelClient(name, channel["address"], channel["secret"])
 
     @property
     def names(self) -> list[str]:
@@ -115,7 +124,11 @@ class HostGroup:
         if handle is None:
             raise InstanceLost(f"host {host!r} is not known to this service")
         try:
-            reply = await getattr(handle, method).remote(*args)
+            channel = self.channels.get(host)
+            if channel is not None and method in CHANNEL_METHODS:
+                reply = await channel.call(method, *args)
+            else:
+                reply = await getattr(handle, method).remote(*args)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
             raise InstanceLost(f"host {host} is gone ({type(exc).__name__})") from None
         if isinstance(reply, dict) and "ok" in reply:
