@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from trainbox_server.envs.appworld import extract_code, rewards, split_task_ids
+from trainbox_server.envs.appworld import rewards, split_task_ids
 from trainbox_server.envs.appworld_dataset import LOGIN, TASKS
+from trainbox_server.envs.appworld_messages import extract_code
 from trainbox_server.envs.base import DataMissing, InvalidAction, UnknownSplit
 from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, UnknownTask
 from trainbox_server.errors import InvalidAction as InvalidActionError

@@ -10,10 +10,10 @@ Task ids are AppWorld's (``82e2fac_1``). Splits map to AppWorld's dataset files 
 Episode. ``create`` opens ``AppWorld(task_id)`` and returns a system prompt (how to act: one python block
 per reply, the ``apis`` object, ``apis.supervisor.complete_task``) and a user message (the supervisor's
 name, email, phone and the task instruction); ``info["tools"]`` carries the ``appworld`` tool for models
-with native tool calling. ``step`` runs the code of the assistant message (``extract_code``: OpenAI
-``tool_calls`` / ``<tool_call>`` text naming ``appworld`` with a ``code`` argument, else the first fenced
-python block) through ``world.execute`` and returns the output; the episode terminates when the task is
-marked complete, and that step's reward is the evaluation (0.0 before).
+with native tool calling. ``step`` runs the code of the assistant message (see ``appworld_messages``:
+OpenAI ``tool_calls`` / ``<tool_call>`` text naming ``appworld`` with a ``code`` argument, else the first
+fenced python block) through ``world.execute`` and returns the output; the episode terminates when the
+task is marked complete, and that step's reward is the evaluation (0.0 before).
 
 Rewards: AppWorld's evaluator (the task's ``evaluation.py`` against the world's database changes).
 sparse = 1.0 if every requirement passes else 0.0; dense = passed / total requirements (the reference's
@@ -37,13 +37,20 @@ import atexit
 import contextlib
 import functools
 import gc
-import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from typing import Any
 
+from trainbox_server.envs.appworld_messages import (
+    APPWORLD_TOOL,
+    SYSTEM_PROMPT,
+    extract_code,
+    observation,
+    user_message,
+)
 from trainbox_server.envs.base import (
     SPLITS,
     Created,
@@ -51,7 +58,6 @@ from trainbox_server.envs.base import (
     EnvError,
     EpisodeOver,
     Evaluation,
-    InvalidAction,
     Message,
     StepResult,
     UnknownSplit,
@@ -67,48 +73,6 @@ SPLIT_FILES: dict[str, tuple[str, ...]] = {
 TASK_ID = re.compile(r"^[A-Za-z0-9]+_[0-9]+$")
 DEFAULT_STEP_TIMEOUT = 20
 OUTPUTS_DIR = os.path.join(tempfile.gettempdir(), "trainbox-appworld")
-
-APPWORLD_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "appworld",
-        "description": "Run Python code in your AppWorld REPL session and return what it printed.",
-        "parameters": {
-            "type": "object",
-            "properties": {"code": {"type": "string", "description": "Python code to execute."}},
-            "required": ["code"],
-        },
-    },
-}
-ACCEPTED_ACTIONS = (
-    "a fenced python code block (```python ... ```), "
-    'a tool call named "appworld" with a "code" argument (OpenAI tool_calls), '
-    'or <tool_call>{"name": "appworld", "arguments": {"code": "..."}}</tool_call>'
-)
-
-SYSTEM_PROMPT = """\
-You are an autonomous assistant. Your supervisor gives you a task to do with their apps (Gmail, \
-Spotify, Venmo, Simple Note, Todoist, Splitwise, Amazon, Phone, File System), which you operate \
-through their APIs in a Python REPL, on your own, without asking anyone anything.
-
-How to act
-- Every reply of yours must contain one Python code block, fenced as ```python ... ```. It is run and \
-you get back what it printed. Only the first block of a reply runs. (Models with tool calling may \
-instead call the `appworld` tool with a `code` argument.)
-- Variables persist from one block to the next. Write small steps and check results before any \
-change you cannot undo.
-- Call APIs as `apis.<app>.<api>(...)`. Discover them with:
-    print(apis.api_docs.show_app_descriptions())
-    print(apis.api_docs.show_api_descriptions(app_name='supervisor'))
-    print(apis.api_docs.show_api_doc(app_name='supervisor', api_name='show_account_passwords'))
-- Your supervisor's account passwords, addresses and payment cards are in the `supervisor` app; log in \
-to an app with its `login` API and pass the access token to the APIs that need it.
-- APIs that return lists are paged: loop over `page_index` until a page comes back empty.
-- Only the standard library is available; the file system, network and processes are off limits \
-(a "file system" in a task means the File System app).
-- When the task is done, call `apis.supervisor.complete_task()`. If the task asks for information, \
-pass it as a short answer, e.g. `apis.supervisor.complete_task(answer=10)`. If you cannot do the \
-task, call `apis.supervisor.complete_task(status="fail")`."""
 
 
 def data_root() -> str:
@@ -138,88 +102,6 @@ def split_task_ids(root: str, split: str) -> list[str]:
             # AppWorld allows "<id>:<tag>" lines; the tag is not part of the id.
             ids += [line.split(":")[0].strip() for line in file if line.strip()]
     return ids
-
-
-def extract_code(message: Message) -> tuple[str, str | None]:
-    """The code to run for an assistant message, and the tool call id it answers (None for text).
-
-    Order: OpenAI ``tool_calls`` (the first named ``appworld``), a ``<tool_call>`` JSON block in the
-    text, the first fenced python block (an unclosed last block counts: generation may stop at the fence).
-    """
-    if not isinstance(message, dict):
-        raise InvalidAction(f"the action must be a chat message (a JSON object); accepted: {ACCEPTED_ACTIONS}")
-    tool_calls = message.get("tool_calls") or []
-    if tool_calls:
-        return _from_openai_tool_calls(tool_calls)
-    content = _text(message.get("content"))
-    hermes = re.search(r"<tool_call>(.*?)(?:</tool_call>|$)", content, re.DOTALL)
-    if hermes:
-        call = _json_object(hermes.group(1), "the <tool_call> block")
-        return _code_argument(call.get("name"), call.get("arguments")), None
-    block = re.search(r"```[ \t]*(?:python3?|py|ipython)?[ \t]*\n(.*?)```", content, re.DOTALL)
-    if block is None:
-        block = re.search(r"```[ \t]*(?:python3?|py)[ \t]*\n(.*)$", content, re.DOTALL)
-    if block is None or not block.group(1).strip():
-        raise InvalidAction(f"the message has no code to run; accepted: {ACCEPTED_ACTIONS}")
-    return block.group(1), None
-
-
-def _from_openai_tool_calls(tool_calls: Any) -> tuple[str, str | None]:
-    if not isinstance(tool_calls, list):
-        raise InvalidAction(f"tool_calls must be a list; accepted: {ACCEPTED_ACTIONS}")
-    names = []
-    for call in tool_calls:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
-            raise InvalidAction(f"a tool call lacks its function object; accepted: {ACCEPTED_ACTIONS}")
-        names.append(function.get("name"))
-        if function.get("name") == "appworld":
-            return _code_argument("appworld", function.get("arguments")), call.get("id")
-    raise InvalidAction(f"no tool call named 'appworld' (got {names}); accepted: {ACCEPTED_ACTIONS}")
-
-
-def _code_argument(name: Any, arguments: Any) -> str:
-    if name != "appworld":
-        raise InvalidAction(f"unknown tool {name!r}: the only tool is 'appworld'; accepted: {ACCEPTED_ACTIONS}")
-    if isinstance(arguments, str):
-        arguments = _json_object(arguments, "the appworld tool call's arguments")
-    code = arguments.get("code") if isinstance(arguments, dict) else None
-    if not isinstance(code, str) or not code.strip():
-        raise InvalidAction('the appworld tool call needs a non-empty string argument "code"')
-    return code
-
-
-def _json_object(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidAction(f"{what} is not valid JSON ({exc.msg}); accepted: {ACCEPTED_ACTIONS}") from None
-    if not isinstance(value, dict):
-        raise InvalidAction(f"{what} must be a JSON object; accepted: {ACCEPTED_ACTIONS}")
-    return value
-
-
-def _text(content: Any) -> str:
-    """Message content as text: a string, or OpenAI content parts (their ``text`` fields)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
-
-
-def user_message(supervisor: dict[str, Any], instruction: str) -> str:
-    return (
-        f"My name is {supervisor['first_name']} {supervisor['last_name']}. My personal email is "
-        f"{supervisor['email']} and my phone number is {supervisor['phone_number']}.\n"
-        f"Task: {instruction}"
-    )
-
-
-def observation(output: str, tool_call_id: str | None) -> Message:
-    if tool_call_id is not None:
-        return {"role": "tool", "tool_call_id": tool_call_id, "name": "appworld", "content": output}
-    return {"role": "user", "content": f"Output:\n```\n{output.rstrip()}\n```"}
 
 
 def rewards(pass_count: int, num_tests: int) -> tuple[float, float]:
@@ -323,9 +205,13 @@ class AppWorldFamily:
         except DataMissing:
             first = []
         if first and os.path.isdir(os.path.join(root, "data", "tasks", first[0])):
-            # The first world pays one-off costs (IPython shell, API collection, DB engines).
-            _, instance = self.create(first[0], {})
-            instance.close()
+            # The first world pays one-off costs (IPython shell, API collection, DB engines). Optional: if
+            # this task cannot load, the worker still serves the others (and a create of it says why).
+            try:
+                _, instance = self.create(first[0], {})
+                instance.close()
+            except Exception as exc:
+                print(f"appworld warm-up world {first[0]} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             self._instance = None
         # What warm-up allocated lives as long as the process: keep the collector from rescanning it.
         gc.collect()
