@@ -4,8 +4,8 @@ AppWorld's real task data comes from ``appworld download data``, which needs the
 writes a dataset of the same shape that the engine loads and evaluates like the real one, so tests (and
 machines without the download) drive real worlds:
 
-    <root>/data/api_docs/{standard,function_calling,openapi}/<app>.json   ApiDocCollection.build().save()
-    <root>/data/base_dbs/<app>.db + model_hashes.json                      every app, full SQLite files
+    <root>/data/api_docs/{standard,function_calling}/<app>.json          from ApiDocCollection.build()
+    <root>/data/base_dbs/<app>.db + model_hashes.json                      every app (api_docs filled in)
     <root>/data/tasks/<task_id>/specs.json                                 instruction, supervisor, datetime
     <root>/data/tasks/<task_id>/dbs/<app>.jsonl + model_hashes.json        the task's changes over base_dbs
     <root>/data/tasks/<task_id>/ground_truth/{metadata,public_data,private_data,answer,test_data}.json
