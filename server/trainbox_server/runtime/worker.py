@@ -36,6 +36,15 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _near_memory_limit() -> bool:
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return False
+    with open("/proc/self/status") as status:
+        peak = next((int(line.split()[1]) for line in status if line.startswith("VmPeak:")), 0)
+    return peak * 1024 >= 0.9 * limit
+
+
 def _rss_kib() -> int:
     with open("/proc/self/status") as status:
         for line in status:
@@ -143,6 +152,9 @@ def _dispatch(server: WorkerServer, request: dict[str, Any]) -> dict[str, Any]:
         # The process may be in a bad state: report, then let the runtime replace it.
         return {**_error("out_of_memory", "the instance exceeded the worker's memory limit"), "fatal": True}
     except SystemExit:
+        # Running out of memory inside an engine's own error handling can surface as SystemExit too.
+        if _near_memory_limit():
+            return {**_error("out_of_memory", "the instance exceeded the worker's memory limit"), "fatal": True}
         return {**_error("worker_exit", "the action tried to exit the worker process"), "fatal": True}
     except Exception as exc:  # an adapter bug: log it here, send only its type across the pipe
         traceback.print_exc()
