@@ -55,9 +55,11 @@ def test_reference_example_runs_unchanged(trainbox_url, no_trainbox_env, monkeyp
 
 
 @pytest.mark.appworld
+@pytest.mark.timeout(900)
 def test_reference_example_verbatim_on_appworld(sdk_appworld_root, no_trainbox_env, monkeypatch):
     """The documentation's AppWorld example, character for character but for the import, in embedded mode."""
     monkeypatch.setenv("APPWORLD_ROOT", str(sdk_appworld_root))  # the embedded service inherits it
+    monkeypatch.setenv("TRAINBOX_STARTUP_TIMEOUT", "600")  # Ray can start slowly on a busy machine
 
     # -- from the reference's documentation, import line changed --
     from trainbox import TrainingSandbox

@@ -43,7 +43,7 @@ class AsyncTrainingSandbox(SandboxBase):
         bearer_token: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_retries: int | None = None,
-        startup_timeout: float = 180.0,
+        startup_timeout: float | None = None,
         release_on_close: bool = True,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,

@@ -1,8 +1,8 @@
 """What the sync and async clients share: settings from arguments and environment, request bodies, bookkeeping.
 
 Settings, in order of precedence: the constructor's arguments, then ``TRAINBOX_URL``, ``TRAINBOX_TOKEN``,
-``TRAINBOX_TIMEOUT`` (seconds), ``TRAINBOX_MAX_RETRIES``; without any URL the client starts an embedded
-local service.
+``TRAINBOX_TIMEOUT`` (seconds), ``TRAINBOX_MAX_RETRIES``, ``TRAINBOX_STARTUP_TIMEOUT`` (seconds); without any
+URL the client starts an embedded local service.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class SandboxBase:
         bearer_token: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_retries: int | None = None,
-        startup_timeout: float = 180.0,
+        startup_timeout: float | None = None,
         release_on_close: bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -53,7 +53,9 @@ class SandboxBase:
         self._timeout = _timeout(timeout)
         retries = max_retries if max_retries is not None else _env_int("TRAINBOX_MAX_RETRIES", 3)
         self._retry = RetryPolicy(max_retries=max(0, retries))
-        self._startup_timeout = startup_timeout
+        self._startup_timeout = (
+            startup_timeout if startup_timeout is not None else _env_float("TRAINBOX_STARTUP_TIMEOUT", 180.0)
+        )
         self._release_on_close = release_on_close
         self._extra_headers = dict(headers or {})
         self._owned: set[str] = set()  # instances this client created and has not released

@@ -117,7 +117,8 @@ class EmbeddedService:
         if elapsed > self.startup_timeout:
             raise ServiceStartError(
                 f"the embedded trainbox service was not ready after {self.startup_timeout:.0f} s "
-                f"(raise startup_timeout=, or run `python -m trainbox_server serve` yourself and set TRAINBOX_URL)"
+                "(raise startup_timeout= or TRAINBOX_STARTUP_TIMEOUT, or run `python -m trainbox_server serve` "
+                "yourself and set TRAINBOX_URL)"
                 f"{self._log_tail()}"
             )
         if time.monotonic() - self._last_progress >= _PROGRESS_EVERY:
