@@ -211,6 +211,11 @@ class FamilyPool:
         for worker in workers:
             worker.on_death = None
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Let retirements and starts in flight finish (a start that lands now stops its worker at once),
+        # so no process or pipe outlives the pool; cancel only what hangs.
+        pending = list(self._tasks)
+        if pending:
+            _, hanging = await asyncio.wait(pending, timeout=15)
+            for task in hanging:
+                task.cancel()
+            await asyncio.gather(*hanging, return_exceptions=True)

@@ -1,0 +1,91 @@
+"""AppWorld create latency from the warm pool vs cold, and the memory of a world process.
+
+Builds the project's small AppWorld-format dataset (real engine, real worlds), then through the runtime:
+* cold: the pool keeps no warm process (``warm=0``), so each create starts a process, imports AppWorld and
+  opens the world;
+* warm: the pool keeps pre-started, pre-imported processes; the next create waits until one is ready, as a
+  trainer pacing its rollouts would see it.
+Writes ``bench/results/appworld.json``.
+
+    .venv/bin/python -m bench.appworld_bench [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
+from trainbox_server.runtime.process import default_python
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def build_dataset() -> str:
+    root = tempfile.mkdtemp(prefix="tb-appworld-")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
+    cmd = [default_python("appworld"), "-m", "trainbox_server.envs.appworld_dataset", "--root", root]
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return root
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 1),
+        "n": len(ordered),
+    }
+
+
+async def measure(root: str, warm: int, rounds: int) -> dict[str, Any]:
+    family = FamilyConfig("appworld", warm=warm, create_timeout=300, env={"APPWORLD_ROOT": root})
+    async with Runtime(RuntimeConfig(families={"appworld": family})) as runtime:
+        task = (await runtime.task_ids("appworld", "train"))[0]
+        pool = runtime.pools["appworld"]
+        samples, rss = [], []
+        for _ in range(rounds):
+            while warm and len(pool.idle) < warm:  # pace like a trainer: the pool has refilled
+                await asyncio.sleep(0.05)
+            start = time.perf_counter()
+            created = await runtime.create("appworld", task)
+            samples.append(time.perf_counter() - start)
+            await runtime.step(created.instance_id, {"role": "assistant", "content": "```python\nprint(1)\n```"})
+            stats = runtime.stats()["families"]["appworld"]["processes"]
+            rss += [p["rss_kib"] for p in stats if p["pid"] == created.worker_pid]
+            await runtime.close(created.instance_id)
+        return {**summary(samples), "world_process_rss_mib": round(statistics.median(rss) / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    root = build_dataset()
+    print("cold creates ...", flush=True)
+    cold = asyncio.run(measure(root, warm=0, rounds=args.rounds))
+    print("warm-pool creates ...", flush=True)
+    warm = asyncio.run(measure(root, warm=2, rounds=args.rounds))
+    result = {
+        "cold_create": cold,
+        "warm_pool_create": warm,
+        "target_warm_p50_ms": 100,
+        "met": warm["p50_ms"] <= 100,
+        "load_average": os.getloadavg()[0],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "appworld.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
