@@ -103,6 +103,8 @@ def test_duplicate_custom_id_is_refused(service: Service) -> None:
         ("post", "/v1/instances/nope/step", {"action": LS}, 404, "unknown_instance"),
         ("post", "/v1/instances/nope/evaluate", {}, 404, "unknown_instance"),
         ("get", "/v1/instances/nope", None, 404, "unknown_instance"),
+        ("get", "/v1/nowhere", None, 404, "not_found"),
+        ("put", "/v1/environments", None, 405, "method_not_allowed"),
     ],
 )
 def test_bad_requests(service: Service, method: str, path: str, body: dict | None, status: int, kind: str) -> None:

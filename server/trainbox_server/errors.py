@@ -11,6 +11,8 @@
     │   ├── UnsupportedTask           422  exists but cannot run offline (BFCL memory_*, web_search)
     │   ├── UnavailableArchitecture   422  no host of the requested CPU architecture
     │   ├── Unauthorized              401  missing or wrong bearer token
+    │   ├── NotFound                  404  no such route
+    │   ├── MethodNotAllowed          405  the route exists, not with that HTTP method
     │   └── EpisodeOver               409  step after the episode terminated
     └── InfraError                    not the model's fault: a trainer should drop the rollout
         ├── StepTimeout               504  the call ran past its timeout; its worker was replaced
@@ -18,7 +20,8 @@
         ├── EnvironmentUnavailable    503  family not installed, or its data missing
         ├── CapacityExceeded          429  admission control: retry after ``retry_after`` seconds
         │   └── Busy                  503  too many creations in flight right now
-        └── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
+        ├── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
+        └── InternalError             500  the service itself failed unexpectedly (logged, no traceback sent)
 """
 
 from __future__ import annotations
@@ -87,6 +90,16 @@ class Unauthorized(RequestError):
     status = 401
 
 
+class NotFound(RequestError):
+    kind = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(RequestError):
+    kind = "method_not_allowed"
+    status = 405
+
+
 class EpisodeOver(RequestError):
     kind = "episode_over"
     status = 409
@@ -129,6 +142,11 @@ class Busy(CapacityExceeded):
 
 class EnvironmentFailure(InfraError):
     kind = "environment_failure"
+    status = 500
+
+
+class InternalError(InfraError):
+    kind = "internal_error"
     status = 500
 
 

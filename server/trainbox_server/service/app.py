@@ -12,10 +12,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainbox_server import __version__
-from trainbox_server.errors import CapacityExceeded, RequestError, TrainboxError, Unauthorized
+from trainbox_server.errors import (
+    CapacityExceeded,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    RequestError,
+    TrainboxError,
+    Unauthorized,
+)
 from trainbox_server.service import api_compat, api_v1
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
@@ -58,7 +67,20 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(request, TrainboxError(f"internal error ({type(exc).__name__}); see the service log"))
+    return error_response(request, InternalError(f"internal error ({type(exc).__name__}); see the service log"))
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing errors (no such route, wrong method) in the same envelope as every other error."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        error: TrainboxError = NotFound(f"no route {request.method} {request.url.path}; see /docs for the API")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.url.path} does not accept {request.method}; see /docs for the API")
+    else:
+        error = RequestError(str(exc.detail))
+        error.status = exc.status_code
+    return error_response(request, error)
 
 
 class BearerAuth:
@@ -112,6 +134,7 @@ def create_app(
     app.include_router(api_compat.router)
     app.add_exception_handler(TrainboxError, on_trainbox_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected_error)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
