@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from trainbox_server.errors import RequestError
-from trainbox_server.service.api_v1 import Service
+from trainbox_server.service.api_v1 import FastJSON, Service
 from trainbox_server.service.metrics import timed
 from trainbox_server.service.models import CompatRequest
 
-router = APIRouter(tags=["reference-compatible"])
+router = APIRouter(tags=["reference-compatible"], default_response_class=FastJSON)
 
 
 def _require(value: str | None, name: str) -> str:
