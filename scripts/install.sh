@@ -35,6 +35,9 @@ make_venv() {  # name dir inputs... -- install-command
   step "creating $name venv in $dir"
   [ -x "$dir/bin/python" ] || "$UV" venv -q -p "$PY" "$dir"
   VIRTUAL_ENV=$ROOT/$dir "$@"
+  # With PYTHONDONTWRITEBYTECODE set (as on our machines) every worker would recompile what it imports.
+  step "byte-compiling $name"
+  "$dir/bin/python" -m compileall -q -j 0 "$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
   echo "$want" > "$dir/.trainbox-stamp"
   step "$name venv ready"
 }
@@ -53,7 +56,8 @@ install_appworld() {
 }
 
 want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
-want dev && make_venv dev .venv server/pyproject.toml sdk/pyproject.toml operator/pyproject.toml requirements/dev.txt -- install_dev
-want bfcl && make_venv bfcl .venvs/bfcl requirements/bfcl.txt requirements/bfcl-nodeps.txt -- install_bfcl
+want dev && make_venv dev .venv scripts/install.sh server/pyproject.toml sdk/pyproject.toml operator/pyproject.toml \
+  requirements/dev.txt -- install_dev
+want bfcl && make_venv bfcl .venvs/bfcl scripts/install.sh requirements/bfcl.txt requirements/bfcl-nodeps.txt -- install_bfcl
 want appworld && make_venv appworld .venvs/appworld requirements/appworld.txt scripts/install-appworld.sh -- install_appworld
 exit 0
