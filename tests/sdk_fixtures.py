@@ -8,8 +8,6 @@ settings are in ``restricted_service.env``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,21 +34,9 @@ def restricted_service(ray_cluster: RayCluster) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def sdk_appworld_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small AppWorld dataset in AppWorld's own format, built by the project's builder in the AppWorld venv."""
-    python = Path(sys.executable).parents[2] / ".venvs/appworld/bin/python"
-    if not python.exists():
-        pytest.fail(f"the AppWorld venv is missing ({python}): run `make install`")
-    root = tmp_path_factory.mktemp("sdk-appworld")
-    server = Path(__file__).resolve().parents[1] / "server"
-    subprocess.run(
-        [str(python), "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)],
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(server)},
-        stdout=subprocess.DEVNULL,
-        timeout=600,
-    )
-    return root
+def sdk_appworld_root(appworld_data: Path) -> Path:
+    """The suite's builder-made AppWorld dataset (``appworld_data`` in conftest)."""
+    return appworld_data
 
 
 @pytest.fixture

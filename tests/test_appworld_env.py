@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from trainbox_server.envs.base import DataMissing, InvalidAction, UnknownSplit
 from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, UnknownTask
 from trainbox_server.errors import InvalidAction as InvalidActionError
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
-from trainbox_server.runtime.process import default_python
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = {task.task_id: task for task in TASKS}
@@ -117,20 +115,9 @@ def test_rewards_sparse_and_dense(passed: int, total: int, expected: tuple[float
 
 
 @pytest.fixture(scope="session")
-def appworld_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A dataset in AppWorld's format, built through the engine; APPWORLD_ROOT points at it."""
-    python = default_python("appworld")
-    if not os.path.exists(python):
-        pytest.fail(f"the AppWorld venv is missing ({python}): run `make install`")
-    root = tmp_path_factory.mktemp("appworld")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
-    subprocess.run(
-        [python, "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        timeout=600,
-    )
+def appworld_root(appworld_data: Path) -> Iterator[Path]:
+    """The suite's builder-made dataset (``appworld_data`` in conftest); APPWORLD_ROOT points at it."""
+    root = appworld_data
     previous = os.environ.get("APPWORLD_ROOT")
     os.environ["APPWORLD_ROOT"] = str(root)
     yield root
