@@ -70,11 +70,12 @@ QUICK = {
 def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "server"], cwd=REPO, capture_output=True, text=True)
     return {
         "cpus": os.cpu_count(),
         "mem_total_mib": int(meminfo.split()[1]) // 1024,
         "python": sys.version.split()[0],
-        "commit": commit.stdout.strip(),
+        "commit": commit.stdout.strip() + ("+uncommitted server changes" if dirty.stdout.strip() else ""),
     }
 
 
@@ -195,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="scaled-down run, to check the machinery")
     parser.add_argument("--only", choices=("trainbox", "reference"), help="measure one; keep the other's results")
+    parser.add_argument("--report-only", action="store_true", help="rewrite service.json/.md from the last results")
     parser.add_argument("--episodes", type=int, default=40, help=f"distinct {CATEGORY} tasks in the workload")
     args = parser.parse_args()
     plans = QUICK if args.quick else PLANS
@@ -203,11 +205,12 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     results: dict[str, Any] = {}
     for system, run in (("trainbox", run_trainbox), ("reference", run_reference)):
-        if args.only and args.only != system:
+        if args.report_only or (args.only and args.only != system):
             results[system] = load_previous(system)
             continue
         results[system] = run(episodes, plans[system])
-        results[system].update(quick=args.quick, measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        results[system].update(quick=args.quick, measured_at=stamp, commit=machine()["commit"])
         (RESULTS / f"service_{system}.json").write_text(json.dumps(results[system], indent=1) + "\n")
     workload = {
         "category": CATEGORY,

@@ -168,6 +168,20 @@ class TreeSample:
         return {"processes": self.processes, "rss_mib": round(self.rss_mib, 1), "pss_mib": round(self.pss_mib, 1)}
 
 
+def rss_by_process(roots: list[int]) -> dict[str, float]:
+    """RSS (MiB) of a process tree grouped by process title (``ray::InstanceHost``, ``raylet``, ...)."""
+    out: dict[str, float] = {}
+    for pid in tree_pids(roots):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace").rsplit("/", 1)[-1] for a in argv[:4] if a and not a.startswith(b"-")]
+        title = " ".join(words)[:80]
+        out[title] = round(out.get(title, 0.0) + _rss_pss_kib(pid)[0] / 1024, 1)
+    return dict(sorted(out.items(), key=lambda item: -item[1]))
+
+
 def sample_tree(roots: list[int]) -> TreeSample:
     pids = tree_pids(roots)
     sizes = [_rss_pss_kib(p) for p in pids]

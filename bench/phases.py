@@ -9,7 +9,15 @@ import itertools
 import time
 from typing import Any
 
-from bench.loadkit import Connection, HttpError, mem_available_mib, own_cpu_seconds, percentiles, sample_tree
+from bench.loadkit import (
+    Connection,
+    HttpError,
+    mem_available_mib,
+    own_cpu_seconds,
+    percentiles,
+    rss_by_process,
+    sample_tree,
+)
 from bench.workload import Dialect, Episode, MemoryGate, Recorder, run_episode
 
 GIB = 1024.0
@@ -138,6 +146,7 @@ async def memory_probe(
     await asyncio.sleep(3)
     idle = sample_tree(roots)
     out: dict[str, Any] = {"idle": idle.to_dict(), "mem_available_idle_mib": round(mem_available_mib())}
+    out["rss_by_process_idle"] = rss_by_process(roots)
     held: list[str] = []
     series: list[dict[str, Any]] = []
     stop_reason = "max_instances"
@@ -178,6 +187,7 @@ async def memory_probe(
     await asyncio.gather(*(creator() for _ in range(concurrency)))
     create_s = time.perf_counter() - started
     peak = sample_tree(roots)
+    out["rss_by_process_peak"] = rss_by_process(roots)
     live = len(held)
     out.update(
         stop_reason=stop_reason,
@@ -199,6 +209,7 @@ async def memory_probe(
     await _for_all(held, concurrency, lambda conn, iid: dialect.release(conn, iid), port)
     out["release_seconds"] = round(time.perf_counter() - started, 1)
     out["after_release"] = await _settled(roots)
+    out["rss_by_process_after_release"] = rss_by_process(roots)
     out["mem_available_after_release_mib"] = round(mem_available_mib())
     left = out["after_release"]["rss_mib"] - idle.rss_mib
     out["rss_mib_left_after_release"] = round(left, 1)

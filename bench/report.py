@@ -41,7 +41,8 @@ def local_p50(local: dict[str, float]) -> float:
 
 def targets(trainbox: dict[str, Any] | None, reference: dict[str, Any] | None) -> list[dict[str, Any]]:
     tb = trainbox or {}
-    ref_eps = _get(reference, "throughput", "8", "episodes_per_s") or REFERENCE_EARLIER["episodes_per_s_8"]
+    same_run = _get(reference, "throughput", "8", "episodes_per_s")
+    quiet = REFERENCE_EARLIER["episodes_per_s_8"]
     tb_eps = _get(tb, "throughput", "8", "episodes_per_s")
     overhead = step_overhead(tb).get("paired_p50_ms")
     memory = _get(tb, "memory") or {}
@@ -49,8 +50,14 @@ def targets(trainbox: dict[str, Any] | None, reference: dict[str, Any] | None) -
     rows = [
         ("BFCL create p50 over HTTP (ms)", _get(tb, "latency", "latency_ms", "create", "p50"), "<= 10", _at_most(10)),
         (
-            "episodes/s at 8 clients vs the reference",
-            round(tb_eps / ref_eps, 1) if tb_eps else None,
+            f"episodes/s at 8 clients vs the reference on a quiet machine ({quiet}/s, measured earlier)",
+            round(tb_eps / quiet, 1) if tb_eps else None,
+            ">= 100x",
+            lambda v: v >= 100,
+        ),
+        (
+            "episodes/s at 8 clients vs the reference in this run (same load)",
+            round(tb_eps / same_run, 1) if tb_eps and same_run else None,
             ">= 100x",
             lambda v: v >= 100,
         ),
@@ -108,6 +115,7 @@ def markdown(combined: dict[str, Any]) -> str:
         p50 = [_get(d, "throughput", clients, "latency_ms", "step", "p50") for d in (tb, ref)]
         rows.append((f"step p50 under load at {clients} clients (ms)", _num(p50[0]), _num(p50[1])))
         rows.append((f"episodes completed / peak live at {clients} clients", _done(tb, clients), _done(ref, clients)))
+        rows.append((f"failed episodes at {clients} clients", _failed(tb, clients), _failed(ref, clients)))
     for label, path in (
         ("service tree RSS idle (MiB)", ("memory", "idle", "rss_mib")),
         ("live instances reached (stop reason)", None),
@@ -152,6 +160,14 @@ def _done(data: dict[str, Any] | None, clients: str) -> str:
     return f"{level['episodes']} / {level['peak_live']}"
 
 
+def _failed(data: dict[str, Any] | None, clients: str) -> str:
+    errors = _get(data, "throughput", clients, "errors")
+    if errors is None:
+        return "—"
+    failed = {k.split(":", 1)[1]: n for k, n in errors.items() if k.startswith("episode-failed:")}
+    return ", ".join(f"{n} ({kind})" for kind, n in failed.items()) or "0"
+
+
 def _reached(data: dict[str, Any] | None) -> str:
     memory = _get(data, "memory")
     if not memory:
@@ -161,13 +177,16 @@ def _reached(data: dict[str, Any] | None) -> str:
 
 def _header(combined: dict[str, Any]) -> str:
     m, w = combined["machine"], combined["workload"]
-    when = " / ".join(f"{s}: {_get(combined, s, 'measured_at')}" for s in ("trainbox", "reference"))
+    when = (
+        f"trainbox {_get(combined, 'trainbox', 'measured_at')} (commit {_get(combined, 'trainbox', 'commit')}), "
+        f"reference {_get(combined, 'reference', 'measured_at')} ({_get(combined, 'reference', 'package')})"
+    )
     loads = " / ".join(
         f"{s}: {_get(combined, s, 'loadavg_start')} to {_get(combined, s, 'loadavg_end')}"
         for s in ("trainbox", "reference")
     )
     return (
-        f"{m['cpus']} CPUs, {m['mem_total_mib']:,} MiB, Python {m['python']}, commit {m['commit']}; measured {when}; "
+        f"{m['cpus']} CPUs, {m['mem_total_mib']:,} MiB, Python {m['python']}; measured {when}; "
         f"load average during the runs {loads}. Workload: {len(w['episodes'])} {w['category']} tasks, "
         f"{w['steps_per_episode_mean']} steps per episode on average."
     )
@@ -188,7 +207,8 @@ HOW = """## How it was measured
   the reference 120 s and at most 16 episodes per level, each client at least one), in-flight ones then
   finish (the reference gets 600 s); rate = completed episodes (or steps) / elapsed.
   A memory gate starts no create that could bring the host below 4 GiB available (the reference's
-  instances cost ~270 MiB each, so its 32/64-client levels are memory-bound on this machine).
+  instances cost ~270 MiB each, so its 64-client level is memory-bound on this machine). Every request
+  gets 300 s; an episode whose create takes longer fails (`TimeoutError`).
 - **Step overhead**: per step position, the median HTTP step latency (1 client) minus the median time of
   the same `instance.step(message)` run in-process on the adapter (`bench/bfcl_step_cost.py`); the p50
   over positions. It covers HTTP, the FastAPI front, the Ray call to the host actor, the pipe to the
