@@ -1,9 +1,9 @@
 """Kopf wiring: level-triggered reconcile of TrainingSandbox and TrainingInstance.
 
 Sandboxes: on create/update/resume and every few seconds (a timer re-reads the real state), apply the
-desired children and write the status computed from what they became. Instances: a timer per instance
-creates it through its sandbox's service once the sandbox is Ready, watches its TTL, and releases it;
-deleting the resource releases it first (finalizer).
+desired children and write the status computed from what they became. Instances: a daemon per instance
+(an asyncio task that sleeps between decisions) creates it through its sandbox's service once the sandbox
+is Ready, wakes at its expiry, and releases it; deleting the resource releases it first (finalizer).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from trainbox_operator.errors import InvalidSpec, OperatorError, ServiceCallFail
 SANDBOXES = (GROUP, VERSION, "trainingsandboxes")
 INSTANCES = (GROUP, VERSION, "traininginstances")
 SANDBOX_PERIOD = 3.0
-INSTANCE_PERIOD = 1.0
+RETRY_SECONDS = 2.0  # an instance waiting for its sandbox, or for the service, looks again this often
+MAX_SLEEP = 60.0  # a live instance re-reads its (possibly renewed) deadline at least this often
+CREATES_IN_FLIGHT = 32
 # The service's own refusals that no retry fixes: the instance is marked Failed.
 PERMANENT_KINDS = {"unknown_environment", "unknown_task", "unsupported_task", "bad_request", "unavailable_architecture"}
 
@@ -127,70 +129,95 @@ def _instance_data(body: kopf.Body) -> dict[str, Any]:
     return {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}
 
 
-async def _create_instance(data: dict[str, Any], sandbox: dict[str, Any] | None, patch: kopf.Patch, now: str) -> None:
+_create_slots: asyncio.Semaphore | None = None
+
+
+def _slots() -> asyncio.Semaphore:
+    """Creates in flight at once: enough to keep the service busy, few enough to stay under its admission."""
+    global _create_slots
+    if _create_slots is None:
+        _create_slots = asyncio.Semaphore(CREATES_IN_FLIGHT)
+    return _create_slots
+
+
+async def _create_instance(data: dict[str, Any], sandbox: dict[str, Any] | None, now: str) -> dict[str, Any]:
+    """The status after one attempt to create the instance (it says whether to wait, retry or stop)."""
     ref = data["spec"]["sandboxRef"]["name"]
     if sandbox is None:
-        new = instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} does not exist", now)
-    elif not c.is_true(sandbox["status"].get("conditions"), c.READY) or not sandbox["status"].get("endpoint"):
-        new = instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} is not Ready yet", now)
-    else:
-        endpoint = sandbox["status"]["endpoint"]
-        token = await _token(data["metadata"]["namespace"], sandbox["spec"])
-        request = instances.create_request(data)
-        try:
+        return instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} does not exist", now)
+    if not c.is_true(sandbox["status"].get("conditions"), c.READY) or not sandbox["status"].get("endpoint"):
+        return instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} is not Ready yet", now)
+    endpoint = sandbox["status"]["endpoint"]
+    token = await _token(data["metadata"]["namespace"], sandbox["spec"])
+    request = instances.create_request(data)
+    try:
+        async with _slots():
             made = await sandbox_api.create(endpoint, token, request)
-        except ServiceCallFailed as exc:
-            if exc.kind == "duplicate_instance":  # an earlier attempt made it (or is making it): adopt it
-                found = await sandbox_api.get(endpoint, token, request["instance_id"])
-                if found is None:  # still being created by that attempt: look again next tick
-                    patch.status.update(instances.waiting_status(data, "Creating", "a create is in flight", now))
-                    return
-                made = {"state": [], **found}
-            elif exc.kind in PERMANENT_KINDS:
-                new = instances.failed_status(data, str(exc), now)
-                if _changed(data["status"], new):
-                    patch.status.update(new)
-                return
-            else:
-                new = instances.waiting_status(data, "ServiceError", str(exc), now)
-                patch.status.update(new)
-                return
-        new = instances.created_status(data, made, now)
-    if _changed(data["status"], new):
-        patch.status.update(new)
+    except ServiceCallFailed as exc:
+        if exc.kind in PERMANENT_KINDS:
+            return instances.failed_status(data, str(exc), now)
+        if exc.kind != "duplicate_instance":
+            return instances.waiting_status(data, "ServiceError", str(exc), now)
+        # an earlier attempt made it (or is still making it): adopt it
+        found = await sandbox_api.get(endpoint, token, request["instance_id"])
+        if found is None:
+            return instances.waiting_status(data, "Creating", "a create of this instance is in flight", now)
+        made = {"state": [], **found}
+    return instances.created_status(data, made, now)
 
 
-async def _check_expiry(data: dict[str, Any], sandbox: dict[str, Any] | None, patch: kopf.Patch, now: str) -> bool:
-    """True when the instance is now released (expired)."""
+async def _check_expiry(data: dict[str, Any], sandbox: dict[str, Any] | None, now: str) -> dict[str, Any] | None:
+    """Past ``expiresAt``: the renewed or expired status (None when the sandbox cannot be asked now)."""
     if sandbox is None or not sandbox["status"].get("endpoint"):
-        return False  # cannot ask; try again on the next tick
+        return None
     endpoint = sandbox["status"]["endpoint"]
     token = await _token(data["metadata"]["namespace"], sandbox["spec"])
     instance_id = data["status"]["instanceId"]
     live = await sandbox_api.get(endpoint, token, instance_id)
     if live is not None and live["expires_at"] > datetime.now(UTC).timestamp():
-        patch.status.update(instances.renewed_status(data, live["expires_at"], now))  # used since: renewed
-        return False
+        return instances.renewed_status(data, live["expires_at"], now)  # used since: renewed
     if live is not None:
         await sandbox_api.release(endpoint, token, instance_id)
-    patch.status.update(instances.expired_status(data, now, by_service=live is None))
-    return True
+    return instances.expired_status(data, now, by_service=live is None)
 
 
-@kopf.timer(*INSTANCES, interval=INSTANCE_PERIOD)  # type: ignore[arg-type]
-async def instance_tick(
-    body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, sandbox_index: kopf.Index, **_: Any
-) -> None:
-    data = _instance_data(body)
-    action = instances.next_action(data["status"], datetime.now(UTC))
-    sandbox = _sandbox_of(body, sandbox_index)
-    now = c.now_iso()
+async def _step_instance(data: dict[str, Any], sandbox: dict[str, Any] | None) -> tuple[dict[str, Any] | None, float]:
+    """One decision for an instance: (new status or None, seconds to wait before the next)."""
+    now = datetime.now(UTC)
+    action = instances.next_action(data["status"], now)
     if action is instances.Action.CREATE:
-        await _create_instance(data, sandbox, patch, now)
-    elif action is instances.Action.CHECK_EXPIRY and await _check_expiry(data, sandbox, patch, now):
-        logger.info(f"instance {data['status']['instanceId']} expired")
-        if data["spec"].get("expiryPolicy", "Delete") == "Delete":
-            await asyncio.to_thread(kube.delete_instance, data["metadata"]["namespace"], data["metadata"]["name"])
+        new = await _create_instance(data, sandbox, c.now_iso(now))
+        return new, 0.0 if new.get("instanceId") else RETRY_SECONDS
+    if action is instances.Action.CHECK_EXPIRY:
+        return await _check_expiry(data, sandbox, c.now_iso(now)), RETRY_SECONDS
+    if action is instances.Action.WAIT:
+        left = (instances.parse_time(data["status"]["expiresAt"]) - now).total_seconds()
+        return None, min(max(left, 0.2), MAX_SLEEP)
+    return None, 0.0
+
+
+@kopf.daemon(*INSTANCES, cancellation_timeout=10)  # type: ignore[arg-type]
+async def instance_daemon(
+    body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger, sandbox_index: kopf.Index, **_: Any
+) -> None:
+    """One sleeping task per instance: it wakes to create the instance, then at its expiry — no polling."""
+    data = _instance_data(body)
+    namespace, name = data["metadata"]["namespace"], data["metadata"]["name"]
+    while not stopped:
+        if instances.next_action(data["status"], datetime.now(UTC)) is instances.Action.DONE:
+            return
+        new, wait = await _step_instance(data, _sandbox_of(body, sandbox_index))
+        if new is not None and _changed(data["status"], new):
+            if not await asyncio.to_thread(kube.patch_instance_status, namespace, name, new):
+                return  # the resource is gone
+            data["status"] = {**data["status"], **new}
+        if c.is_true(data["status"].get("conditions"), c.EXPIRED):
+            logger.info(f"instance {data['status'].get('instanceId')} expired")
+            if data["spec"].get("expiryPolicy", "Delete") == "Delete":
+                await asyncio.to_thread(kube.delete_instance, namespace, name)
+            return
+        if wait:
+            await stopped.wait(wait)
 
 
 @kopf.on.delete(*INSTANCES)  # type: ignore[arg-type]

@@ -70,6 +70,19 @@ def secret_value(namespace: str, name: str, key: str) -> str | None:
     return base64.b64decode(data).decode().strip() if data else None
 
 
+def patch_instance_status(namespace: str, name: str, status: dict[str, Any]) -> bool:
+    """Merge-patch a TrainingInstance's status; False when the resource is gone."""
+    try:
+        client.CustomObjectsApi(api()).patch_namespaced_custom_object_status(
+            "trainbox.dev", "v1alpha1", namespace, "traininginstances", name, {"status": status}
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def delete_instance(namespace: str, name: str) -> None:
     try:
         client.CustomObjectsApi(api()).delete_namespaced_custom_object(
