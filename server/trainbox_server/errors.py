@@ -1,27 +1,27 @@
 """The data plane's exceptions: one root, a precise subclass per thing that can go wrong.
 
-    TrainboxError                     root; ``kind`` is the wire name, ``status`` the HTTP status
-    ├── RequestError                  the caller sent something we cannot serve (4xx)
-    │   ├── UnknownEnvironment        404  env type not served here
-    │   ├── UnknownSplit              404
-    │   ├── UnknownTask               404
-    │   ├── UnknownInstance           404  never existed, or released
-    │   ├── DuplicateInstance         409  an instance id already in use
-    │   ├── InvalidAction             422  no code / unparsable call / wrong arguments
-    │   ├── UnsupportedTask           422  exists but cannot run offline (BFCL memory_*, web_search)
-    │   ├── UnavailableArchitecture   422  no host of the requested CPU architecture
-    │   ├── Unauthorized              401  missing or wrong bearer token
-    │   ├── NotFound                  404  no such route
-    │   ├── MethodNotAllowed          405  the route exists, not with that HTTP method
-    │   └── EpisodeOver               409  step after the episode terminated
-    └── InfraError                    not the model's fault: a trainer should drop the rollout
-        ├── StepTimeout               504  the call ran past its timeout; its worker was replaced
-        ├── InstanceLost              410  its worker died (exit, kill, memory); the instance is gone
-        ├── EnvironmentUnavailable    503  family not installed, or its data missing
-        ├── CapacityExceeded          429  admission control: retry after ``retry_after`` seconds
-        │   └── Busy                  503  too many creations in flight right now
-        ├── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
-        └── InternalError             500  the service itself failed unexpectedly (logged, no traceback sent)
+TrainboxError                     root; ``kind`` is the wire name, ``status`` the HTTP status
+├── RequestError                  the caller sent something we cannot serve (4xx)
+│   ├── UnknownEnvironment        404  env type not served here
+│   ├── UnknownSplit              404
+│   ├── UnknownTask               404
+│   ├── UnknownInstance           404  never existed, or released
+│   ├── DuplicateInstance         409  an instance id already in use
+│   ├── InvalidAction             422  no code / unparsable call / wrong arguments
+│   ├── UnsupportedTask           422  exists but cannot run offline (BFCL memory_*, web_search)
+│   ├── UnavailableArchitecture   422  no host of the requested CPU architecture
+│   ├── Unauthorized              401  missing or wrong bearer token
+│   ├── NotFound                  404  no such route
+│   ├── MethodNotAllowed          405  the route exists, not with that HTTP method
+│   └── EpisodeOver               409  step after the episode terminated
+└── InfraError                    not the model's fault: a trainer should drop the rollout
+    ├── StepTimeout               504  the call ran past its timeout; its worker was replaced
+    ├── InstanceLost              410  its worker died (exit, kill, memory); the instance is gone
+    ├── EnvironmentUnavailable    503  family not installed, or its data missing
+    ├── CapacityExceeded          429  admission control: retry after ``retry_after`` seconds
+    │   └── Busy                  503  too many creations in flight right now
+    ├── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
+    └── InternalError             500  the service itself failed unexpectedly (logged, no traceback sent)
 """
 
 from __future__ import annotations

@@ -95,9 +95,7 @@ class HostGroup:
                 if name in self.handles:
                     continue
                 node_ip = node.get("NodeManagerAddress") or "127.0.0.1"
-                settings = HostSettings(
-                    **{**asdict(self.settings), "name": name, "arch": arch, "channel_ip": node_ip}
-                )
+                settings = HostSettings(**{**asdict(self.settings), "name": name, "arch": arch, "channel_ip": node_ip})
                 self.handles[name] = HostActor.options(
                     name=name,
                     lifetime="detached",

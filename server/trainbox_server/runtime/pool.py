@@ -126,9 +126,7 @@ class FamilyPool:
                     if not worker.dead:
                         return worker
                 if self.start_error and not self.starting:
-                    raise EnvironmentUnavailable(
-                        f"could not start a {self.config.name!r} worker: {self.start_error}"
-                    )
+                    raise EnvironmentUnavailable(f"could not start a {self.config.name!r} worker: {self.start_error}")
                 self._refill()
                 self._changed.clear()
                 await self._changed.wait()

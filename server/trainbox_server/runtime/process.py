@@ -98,9 +98,7 @@ class WorkerProcess:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             self.kill(f"{op} ran past its {timeout:g} s timeout")
-            raise StepTimeout(
-                f"{op} ran past its {timeout:g} s timeout; the worker was stopped and replaced"
-            ) from None
+            raise StepTimeout(f"{op} ran past its {timeout:g} s timeout; the worker was stopped and replaced") from None
         except (BrokenPipeError, ConnectionResetError):
             self._die("its pipe closed")
             raise InstanceLost(f"worker {self.pid} is gone ({self.death_reason})") from None

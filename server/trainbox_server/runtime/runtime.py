@@ -105,9 +105,7 @@ class Runtime:
         if key not in self._task_cache:
             pool = self._pool(family)
             worker = await pool.any_worker()
-            self._task_cache[key] = await worker.request(
-                "tasks", {"split": split}, pool.config.create_timeout
-            )
+            self._task_cache[key] = await worker.request("tasks", {"split": split}, pool.config.create_timeout)
         return list(self._task_cache[key])
 
     async def create(
@@ -132,9 +130,7 @@ class Runtime:
             except BaseException:
                 self._drop_failed_create(pool, worker, instance_id)
                 raise
-        return CreatedInstance(
-            instance_id, family, task_id, reply["messages"], reply["info"], worker.pid
-        )
+        return CreatedInstance(instance_id, family, task_id, reply["messages"], reply["info"], worker.pid)
 
     def _drop_failed_create(self, pool: FamilyPool, worker: WorkerProcess, instance_id: str) -> None:
         """A failed create leaves nothing behind."""
@@ -160,18 +156,14 @@ class Runtime:
 
     async def step(self, instance_id: str, message: Message, timeout: float | None = None) -> StepResult:
         pool, _ = self._route(instance_id)
-        reply = await self._call(
-            instance_id, "step", {"message": message}, timeout or pool.config.step_timeout
-        )
+        reply = await self._call(instance_id, "step", {"message": message}, timeout or pool.config.step_timeout)
         return StepResult(reply["messages"], reply["reward"], reply["terminated"], reply["info"])
 
     async def evaluate(
         self, instance_id: str, params: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Evaluation:
         pool, _ = self._route(instance_id)
-        reply = await self._call(
-            instance_id, "evaluate", {"params": params or {}}, timeout or pool.config.step_timeout
-        )
+        reply = await self._call(instance_id, "evaluate", {"params": params or {}}, timeout or pool.config.step_timeout)
         return Evaluation(reply["reward"], reply["details"])
 
     async def info(self, instance_id: str) -> dict[str, Any]:
@@ -217,8 +209,7 @@ class Runtime:
         for name, pool in self.pools.items():
             out["families"][name] = {
                 "processes": [
-                    {"pid": w.pid, "instances": len(w.instances), "rss_kib": _rss_kib(w.pid)}
-                    for w in pool.workers
+                    {"pid": w.pid, "instances": len(w.instances), "rss_kib": _rss_kib(w.pid)} for w in pool.workers
                 ],
                 "idle": len(pool.idle),
                 "starting": pool.starting,
