@@ -108,6 +108,8 @@ def test_parse_calls(message: dict[str, Any], expected: Any) -> None:
         (text("[f(**kw)]"), "*args"),
         (text("[(lambda: 1)()]"), "must name a function"),
         (text(42), "string or a list"),
+        (text("[cd(folder=)]"), "not valid python"),
+        (text("[mkdir(dir_name='a'), ls(]"), "not valid python"),
     ],
 )
 def test_parse_calls_refuses_broken_calls(message: dict[str, Any], fragment: str) -> None:

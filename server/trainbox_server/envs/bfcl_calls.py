@@ -34,6 +34,8 @@ ACCEPTED_FORMATS = (
 
 _TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
+# Text that opens like a call list (``[name(``): broken syntax there is a failed call, not prose.
+_CALL_LIST_START = re.compile(r"^\[\s*[A-Za-z_][\w.]*\s*\(")
 
 
 class CallSyntaxError(ValueError):
@@ -121,7 +123,9 @@ def _python_calls(content: str) -> list[Call] | None:
         return None
     try:
         tree = ast.parse(text, mode="eval").body
-    except SyntaxError:
+    except SyntaxError as exc:
+        if _CALL_LIST_START.match(text):
+            raise CallSyntaxError(f"the call list is not valid python ({exc.msg}); {ACCEPTED_FORMATS}") from None
         return None  # prose, not code: the model answered in words
     nodes = tree.elts if isinstance(tree, ast.List | ast.Tuple) else [tree]
     if not nodes or not all(isinstance(n, ast.Call) for n in nodes):
