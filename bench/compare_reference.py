@@ -9,6 +9,8 @@ service process with its children. Results: ``bench/results/service_{trainbox,re
     .venv/bin/python -m bench.compare_reference             # full run (~15 min; needs .venvs/reference)
     .venv/bin/python -m bench.compare_reference --quick     # scaled down, to check the machinery
     .venv/bin/python -m bench.compare_reference --only trainbox   # keep the last reference results
+    .venv/bin/python -m bench.compare_reference --only reference --stages run   # keep its memory probe
+    .venv/bin/python -m bench.compare_reference --report-only     # rewrite service.json/.md
 
 The reference is slow (a Ray actor process per instance), so its phases are scaled down: 5 latency
 episodes, at most 16 episodes per throughput level (each client runs at least one), and a memory gate
@@ -120,11 +122,11 @@ async def measure_probe(dialect: Dialect, port: int, roots: list[int], episodes:
     )
 
 
-def run_trainbox(episodes: list[Episode], plan: Plan) -> dict[str, Any]:
+def run_trainbox(episodes: list[Episode], plan: Plan, stages: tuple[str, ...]) -> dict[str, Any]:
     settings = {"TRAINBOX_HOSTS_PER_NODE": "1", "TRAINBOX_IDLE_TTL": "3600", "TRAINBOX_MAX_LIFETIME": "7200"}
     out: dict[str, Any] = {"system": "trainbox", "settings": settings}
     os.environ.update(LOOPBACK_RAY)  # inherited by the Ray head and the service (one node: allowed)
-    for stage in ("run", "probe"):
+    for stage in stages:
         started = time.perf_counter()
         cluster = RayCluster.start(archs=("amd64",))
         service, roots = None, [p.pid for p in cluster.procs]
@@ -151,9 +153,9 @@ def run_trainbox(episodes: list[Episode], plan: Plan) -> dict[str, Any]:
     return out
 
 
-def run_reference(episodes: list[Episode], plan: Plan) -> dict[str, Any]:
+def run_reference(episodes: list[Episode], plan: Plan, stages: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {"system": "reference", "package": "agentscope-runtime==1.1.6.post2, bfcl-eval==2025.10.1"}
-    for stage in ("run", "probe"):
+    for stage in stages:
         started = time.perf_counter()
         service = start_reference()
         try:
@@ -196,6 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="scaled-down run, to check the machinery")
     parser.add_argument("--only", choices=("trainbox", "reference"), help="measure one; keep the other's results")
+    parser.add_argument("--stages", default="run,probe", help="run (latency+throughput), probe (memory), or both")
     parser.add_argument("--report-only", action="store_true", help="rewrite service.json/.md from the last results")
     parser.add_argument("--episodes", type=int, default=40, help=f"distinct {CATEGORY} tasks in the workload")
     args = parser.parse_args()
@@ -208,9 +211,17 @@ def main() -> None:
         if args.report_only or (args.only and args.only != system):
             results[system] = load_previous(system)
             continue
-        results[system] = run(episodes, plans[system])
+        stages = tuple(s for s in ("run", "probe") if s in args.stages.split(","))
+        previous = load_previous(system) or {}
+        results[system] = run(episodes, plans[system], stages)
+        for stage, keys in (("run", ("latency", "throughput", "loadavg_start", "loadavg_end")), ("probe", ("memory",))):
+            if stage not in stages:  # keep the last measurement of a stage not run now
+                results[system].update({k: previous[k] for k in keys if k in previous})
+                when = previous.get(f"{stage}_measured_at", previous.get("measured_at"))
+                results[system][f"{stage}_measured_at"] = when
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         results[system].update(quick=args.quick, measured_at=stamp, commit=machine()["commit"])
+        results[system].update({f"{s}_measured_at": stamp for s in stages})
         (RESULTS / f"service_{system}.json").write_text(json.dumps(results[system], indent=1) + "\n")
     workload = {
         "category": CATEGORY,

@@ -78,7 +78,7 @@ async def throughput(
 
     async def client() -> None:
         nonlocal live
-        conn = Connection(port)
+        conn = Connection(port, timeout=window_s + drain_s)  # a call may take as long as the level lasts
         try:
             for _ in range(per_client):
                 if time.monotonic() >= window_end or not await gate.wait(window_end):

@@ -149,6 +149,13 @@ def markdown(combined: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _stages(data: dict[str, Any] | None) -> str:
+    run, probe = _get(data, "run_measured_at"), _get(data, "probe_measured_at")
+    if run and probe and run != probe:
+        return f"latency/throughput {run}, memory {probe}"
+    return str(_get(data, "measured_at"))
+
+
 def _target_row(t: dict[str, Any]) -> str:
     return f"| {t['target']} | {_num(t['value'])} | {t['wanted']} | {'yes' if t['met'] else 'NO'} |"
 
@@ -179,7 +186,7 @@ def _header(combined: dict[str, Any]) -> str:
     m, w = combined["machine"], combined["workload"]
     when = (
         f"trainbox {_get(combined, 'trainbox', 'measured_at')} (commit {_get(combined, 'trainbox', 'commit')}), "
-        f"reference {_get(combined, 'reference', 'measured_at')} ({_get(combined, 'reference', 'package')})"
+        f"reference {_stages(combined.get('reference'))} ({_get(combined, 'reference', 'package')})"
     )
     loads = " / ".join(
         f"{s}: {_get(combined, s, 'loadavg_start')} to {_get(combined, s, 'loadavg_end')}"
@@ -207,8 +214,8 @@ HOW = """## How it was measured
   the reference 120 s and at most 16 episodes per level, each client at least one), in-flight ones then
   finish (the reference gets 600 s); rate = completed episodes (or steps) / elapsed.
   A memory gate starts no create that could bring the host below 4 GiB available (the reference's
-  instances cost ~270 MiB each, so its 64-client level is memory-bound on this machine). Every request
-  gets 300 s; an episode whose create takes longer fails (`TimeoutError`).
+  instances cost ~270 MiB each, so its 64-client level is memory-bound on this machine). A call may
+  take as long as its level lasts (window + drain); an episode still running then fails (`TimeoutError`).
 - **Step overhead**: per step position, the median HTTP step latency (1 client) minus the median time of
   the same `instance.step(message)` run in-process on the adapter (`bench/bfcl_step_cost.py`); the p50
   over positions. It covers HTTP, the FastAPI front, the Ray call to the host actor, the pipe to the
