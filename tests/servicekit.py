@@ -1,7 +1,8 @@
 """Test helpers that start real things: a two-node Ray cluster on loopback and trainbox service processes.
 
 The Ray nodes carry the ``trainbox.dev/arch`` label (head amd64, second node arm64), so placement by
-architecture goes through Ray's own label scheduling. Everything binds 127.0.0.1; every process is
+architecture goes through Ray's own label scheduling. Everything binds loopback (Ray's nodes 127.0.0.2:
+Ray rewrites 127.0.0.1 to the interface address, other loopback addresses it keeps); every process is
 started in its own session and stopped by process group.
 """
 
@@ -23,6 +24,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+RAY_IP = "127.0.0.2"  # see trainbox_server.hosts.ray_hosts.LOOPBACK_NODE_IP
 
 
 def free_port() -> int:
@@ -32,16 +34,36 @@ def free_port() -> int:
         return port
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (Ray moves its workers into sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left."""
+    """SIGTERM the process group, then SIGKILL what is left of it and of every descendant."""
+    tree = descendants(proc.pid)
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         try:
             proc.wait(wait)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    for pid in tree + descendants(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -54,9 +76,9 @@ class RayCluster:
     def start(cls, archs: tuple[str, ...] = ("amd64", "arm64")) -> RayCluster:
         port = free_port()
         temp_dir = tempfile.mkdtemp(prefix="tbray-", dir="/tmp")
-        cluster = cls(f"127.0.0.1:{port}", temp_dir)
+        cluster = cls(f"{RAY_IP}:{port}", temp_dir)
         ray = str(VENV_BIN / "ray")
-        common = ["--node-ip-address=127.0.0.1", "--block", "--disable-usage-stats"]
+        common = [f"--node-ip-address={RAY_IP}", "--block", "--disable-usage-stats"]
         head = [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
         env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
         for index, arch in enumerate(archs):
@@ -73,13 +95,13 @@ class RayCluster:
 
     def wait_nodes(self, count: int, timeout: float = 120.0) -> None:
         code = (
-            "import ray,sys; ray.init(address=sys.argv[1], log_to_driver=False, _node_ip_address='127.0.0.1');"
+            "import ray,sys; ray.init(address=sys.argv[1], log_to_driver=False, _node_ip_address=sys.argv[2]);"
             "print(sum(n['Alive'] for n in ray.nodes()))"
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             out = subprocess.run(
-                [sys.executable, "-c", code, self.address], capture_output=True, text=True, timeout=120
+                [sys.executable, "-c", code, self.address, RAY_IP], capture_output=True, text=True, timeout=120
             )
             if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
                 return

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 NAMESPACE = "trainbox"
 ARCH_LABEL = "trainbox.dev/arch"
 HOST_PREFIX = "host-"
+# Ray 2.60 rewrites exactly "127.0.0.1" / "localhost" to the machine's interface address (its GCS, raylets
+# and drivers then talk over that interface); any other loopback address is kept as given.
+LOOPBACK_NODE_IP = "127.0.0.2"
 
 HostActor = ray.remote(InstanceHost)
 
@@ -53,8 +56,7 @@ def start_ray(address: str | None, num_cpus: int | None = None, namespace: str =
     """
     if ray.is_initialized():
         return
-    # The driver's own address: loopback unless told otherwise (Ray would pick the interface address).
-    node_ip = os.environ.get("TRAINBOX_NODE_IP", "127.0.0.1")
+    node_ip = os.environ.get("TRAINBOX_NODE_IP", LOOPBACK_NODE_IP)
     common: dict[str, Any] = {"namespace": namespace, "log_to_driver": False, "_node_ip_address": node_ip}
     if address:
         ray.init(address=address, **common)
@@ -94,7 +96,7 @@ class HostGroup:
                 name = f"{HOST_PREFIX}{arch}-{node['NodeID'][:10]}-{index}"
                 if name in self.handles:
                     continue
-                node_ip = node.get("NodeManagerAddress") or "127.0.0.1"
+                node_ip = node.get("NodeManagerAddress") or LOOPBACK_NODE_IP
                 settings = HostSettings(**{**asdict(self.settings), "name": name, "arch": arch, "channel_ip": node_ip})
                 self.handles[name] = HostActor.options(
                     name=name,
