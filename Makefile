@@ -7,14 +7,15 @@ PY := .venv/bin/python
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-install:  ## create every virtual environment (idempotent)
+install:  ## create every virtual environment (idempotent), the reference's too (for comparisons)
 	@bash scripts/install.sh
+	@bash scripts/install-reference.sh
 
 run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld where its data is present)
 	@$(PY) -m trainbox_server serve --host 127.0.0.1 --port $${TRAINBOX_PORT:-8080} --banner
 
 test: install k8s-tools  ## set up and run the whole test suite (what CI runs)
-	@$(PY) -m pytest -q tests
+	@$(PY) -m pytest -q --durations=15 tests
 
 test-fast: install  ## tests without the Kubernetes control plane
 	@$(PY) -m pytest -q -m "not k8s" tests
@@ -24,8 +25,8 @@ lint: install  ## ruff + mypy
 	@.venv/bin/ruff format --check server sdk operator tests bench
 	@.venv/bin/mypy
 
-bench: install  ## run the benchmarks; results land in bench/results/
-	@$(PY) bench/runtime_bench.py
+bench: install  ## run every benchmark; results land in bench/results/ (README quotes them)
+	@bash bench/run_all.sh
 
 appworld-data: install  ## download AppWorld's task data (needs the internet)
 	@.venvs/appworld/bin/appworld download data --root "$${APPWORLD_ROOT:-$$HOME/.cache/trainbox/appworld}"

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Every benchmark, results in bench/results/. Run from the repository root after `make install`.
-#   bench/results/bfcl_instances.json   per-instance BFCL cost in one worker process (no service)
-#   bench/results/service*.json, .md    trainbox vs the reference's own service, side by side
+# Every benchmark, results in bench/results/ (`make bench` runs this after `make install`).
+#   bfcl_instances.json        per-instance BFCL cost in one worker process (no service)
+#   appworld.json              AppWorld create from the warm pool vs cold, world process memory
+#   service*.json, service.md  trainbox vs the reference's own service, side by side
+#   operator_scale.json        1,000 TrainingInstances to Ready and released by TTL (real control plane)
 # Pass --quick to scale the service benchmark down (a check of the machinery, not numbers to quote).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 bash scripts/install-reference.sh
+step "BFCL per-instance cost"
 PYTHONPATH=server .venvs/bfcl/bin/python bench/bfcl_instances.py
+step "AppWorld warm-pool vs cold create"
+.venv/bin/python -m bench.appworld_bench
+step "service: trainbox vs the reference"
 .venv/bin/python -m bench.compare_reference "$@"
+step "operator: 1,000 TrainingInstances"
+bash scripts/k8s-tools.sh
+.venv/bin/python -m bench.operator_scale
