@@ -2,19 +2,21 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help install run test test-fast lint bench appworld-data k8s-tools cluster-up cluster-down clean
+.PHONY: help install install-reference run test test-fast lint bench appworld-data k8s-tools cluster-up cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-install:  ## create every virtual environment (idempotent), the reference's too (for comparisons)
+install:  ## create every virtual environment the project needs (idempotent)
 	@bash scripts/install.sh
+
+install-reference:  ## the reference (agentscope-runtime) in its own venv, for the compatibility test and benchmarks
 	@bash scripts/install-reference.sh
 
 run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld where its data is present)
 	@$(PY) -m trainbox_server serve --host 127.0.0.1 --port $${TRAINBOX_PORT:-8080} --banner
 
-test: install k8s-tools  ## set up and run the whole test suite (what CI runs)
+test: install install-reference k8s-tools  ## set up and run the whole test suite (what CI runs)
 	@$(PY) -m pytest -q --durations=15 tests
 
 test-fast: install  ## tests without the Kubernetes control plane
