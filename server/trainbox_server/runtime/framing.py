@@ -13,6 +13,11 @@ import os
 import struct
 from typing import Any
 
+try:  # orjson where the family's interpreter has it (3-5x faster); the standard library otherwise
+    import orjson
+except ImportError:  # pragma: no cover - depends on the interpreter
+    orjson = None  # type: ignore[assignment]
+
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # a frame past this is a protocol error, not a reason to allocate
 
@@ -21,8 +26,21 @@ class FrameError(Exception):
     """The peer sent something that is not a frame (or closed the pipe mid-frame)."""
 
 
+def dumps(message: Any) -> bytes:
+    if orjson is not None:
+        try:
+            return orjson.dumps(message, default=str, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            pass  # e.g. an int too large for orjson: the standard library handles it
+    return json.dumps(message, separators=(",", ":"), default=str).encode()
+
+
+def loads(body: bytes) -> Any:
+    return orjson.loads(body) if orjson is not None else json.loads(body)
+
+
 def encode(message: Any) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), default=str).encode()
+    body = dumps(message)
     if len(body) > MAX_FRAME:
         raise FrameError(f"frame of {len(body)} bytes exceeds the {MAX_FRAME}-byte limit")
     return HEADER.pack(len(body)) + body
@@ -49,7 +67,7 @@ def _read_exactly(fd: int, n: int) -> bytes:
 def read_frame(fd: int) -> Any:
     """Blocking read of one frame from a file descriptor (worker side); EOFError when the peer is gone."""
     length = decode_length(_read_exactly(fd, HEADER.size))
-    return json.loads(_read_exactly(fd, length))
+    return loads(_read_exactly(fd, length))
 
 
 def write_frame(fd: int, message: Any) -> None:

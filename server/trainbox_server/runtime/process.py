@@ -11,7 +11,6 @@ import asyncio
 import collections
 import contextlib
 import itertools
-import json
 import logging
 import os
 import signal
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainbox_server.errors import InstanceLost, StepTimeout, TrainboxError, from_worker
-from trainbox_server.runtime.framing import HEADER, decode_length, encode
+from trainbox_server.runtime.framing import HEADER, decode_length, encode, loads
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +145,7 @@ class WorkerProcess:
         try:
             while True:
                 length = decode_length(await reader.readexactly(HEADER.size))
-                self._deliver(json.loads(await reader.readexactly(length)))
+                self._deliver(loads(await reader.readexactly(length)))
         except (asyncio.IncompleteReadError, ConnectionResetError):
             pass
         except Exception:
