@@ -28,6 +28,7 @@ from trainbox_server.errors import (
 from trainbox_server.hosts.channel import ChannelServer
 from trainbox_server.hosts.lifecycle import RELEASE_REASONS, Lease, new_instance_id, validate_ttl
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
+from trainbox_server.runtime.worker import release_memory
 
 log = logging.getLogger(__name__)
 REQUEST_MEMORY = 8  # step results remembered per instance, for retried request ids
@@ -247,6 +248,9 @@ class InstanceHost:
             return False
         self.released[reason] += 1
         await self.runtime.close(instance_id)
+        if not self.records:
+            self.records = {}  # a dict keeps its peak size: start small again
+            release_memory()
         return True
 
     def _drop_if_lost(self, instance_id: str) -> None:

@@ -169,6 +169,8 @@ class FamilyPool:
         if self._closed or (self.start_error and time.monotonic() < self._retry_at):
             return
         want = self.config.warm + self.waiters
+        if self._multi:  # processes serving many instances count toward the warm capacity too
+            want -= sum(not w.dead for w in self.active)
         while len(self.idle) + self.starting < want:
             self.starting += 1
             self._spawn_task(self._start_one())

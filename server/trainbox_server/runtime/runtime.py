@@ -186,6 +186,8 @@ class Runtime:
             pass  # the instance is gone either way
         finally:
             pool.instance_closed(worker, instance_id)
+            if not self.instances:
+                self.instances = {}  # a dict keeps its peak size: start small again
         return True
 
     def _forget(self, instance_id: str, reason: str) -> None:

@@ -8,6 +8,9 @@ reads or prints cannot corrupt a frame. Standard library + the family's engine o
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
 import resource
 import sys
@@ -34,6 +37,13 @@ def _limit_memory() -> None:
     if limit_mb > 0:
         limit = limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def release_memory() -> None:
+    """Give freed memory back to the OS once a worker is empty (glibc keeps it otherwise)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _near_memory_limit() -> bool:
@@ -107,6 +117,9 @@ class WorkerServer:
         self.infos.pop(instance_id, None)
         if instance is not None:
             instance.close()
+        if not self.instances:
+            release_memory()
+            self.instances, self.infos = {}, {}  # dicts keep their peak size: start small again
         return instance is not None
 
 

@@ -23,6 +23,7 @@ from trainbox_server.errors import (
 from trainbox_server.hosts.host import HostSettings
 from trainbox_server.hosts.lifecycle import HostLoad, choose_host, host_for_custom_id, host_of
 from trainbox_server.hosts.ray_hosts import HostGroup, start_ray
+from trainbox_server.runtime.worker import release_memory
 from trainbox_server.service.config import ServiceConfig
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,18 @@ class SandboxService:
         self.loads = await self.hosts.loads()
 
     async def _refresh_forever(self) -> None:
+        was_live = 0
         while True:
             await asyncio.sleep(1.0)
             try:
                 await self.refresh_loads()
             except Exception:
                 log.exception("could not refresh host loads")
+            live = sum(h.live for h in self.loads)
+            if was_live and not live:  # everything was released: hand the burst's memory back
+                self._routes = {}
+                release_memory()
+            was_live = live
 
     def environments(self) -> list[dict[str, Any]]:
         return [{"name": name, "splits": list(SPLITS)} for name in self.families]
