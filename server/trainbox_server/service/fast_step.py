@@ -1,0 +1,60 @@
+"""The step route without FastAPI's per-request machinery (dependency solving, model validation, generic
+encoding): the call a trainer makes most. Registered ahead of the documented ``/v1`` route, which stays
+in the OpenAPI schema; this one accepts and answers exactly the same, and checks the body by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trainbox_server.errors import RequestError
+from trainbox_server.service.metrics import timed
+
+STEP_FIELDS = frozenset({"action", "request_id", "timeout"})
+
+
+def _invalid(message: str) -> RequestError:
+    error = RequestError(f"invalid request: {message}")
+    error.status = 422
+    return error
+
+
+def parse_step_body(raw: bytes) -> tuple[dict[str, Any], str | None, float | None]:
+    """The step body's (action, request_id, timeout), or a 422 saying what is wrong and what is accepted."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _invalid("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _invalid('the body must be an object: {"action": {...}, "request_id": ..., "timeout": ...}')
+    extra = sorted(set(body) - STEP_FIELDS)
+    if extra:
+        raise _invalid(f"unknown field(s) {extra}; accepted: {sorted(STEP_FIELDS)}")
+    action = body.get("action")
+    if not isinstance(action, dict):
+        raise _invalid("action: must be the assistant message object, e.g. {'role': 'assistant', ...}")
+    request_id = body.get("request_id")
+    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 200):
+        raise _invalid("request_id: must be a string of at most 200 characters")
+    timeout = body.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600
+    ):
+        raise _invalid("timeout: must be a number of seconds in (0, 3600]")
+    return action, request_id, timeout
+
+
+async def step(request: Request) -> Response:
+    action, request_id, timeout = parse_step_body(await request.body())
+    async with timed("step") as timing:
+        result = await request.app.state.service.step(request.path_params["instance_id"], action, request_id, timeout)
+        timing.env = result.pop("env_type", "unknown")
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+ROUTE = Route("/v1/instances/{instance_id}/step", step, methods=["POST"], include_in_schema=False)
