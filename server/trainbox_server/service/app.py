@@ -25,7 +25,7 @@ from trainbox_server.errors import (
     TrainboxError,
     Unauthorized,
 )
-from trainbox_server.service import api_compat, api_v1, fast_step
+from trainbox_server.service import api_compat, api_v1, fast_routes
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
 from trainbox_server.service.metrics import ERRORS, REGISTRY, HostCollector
@@ -130,7 +130,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
-    app.router.routes.append(fast_step.ROUTE)  # matched before the documented route added next
+    app.router.routes.extend(fast_routes.ROUTES)  # matched before the documented routes added next
     app.include_router(api_v1.router)
     app.include_router(api_compat.router)
     app.add_exception_handler(TrainboxError, on_trainbox_error)

@@ -1,10 +1,10 @@
-"""The hand-checked step body (the fast step route) accepts what the documented model accepts, and says why not."""
+"""The hand-checked bodies of the fast routes accept what the documented models accept, and say why not."""
 
 from __future__ import annotations
 
 import pytest
 from trainbox_server.errors import RequestError
-from trainbox_server.service.fast_step import parse_step_body
+from trainbox_server.service.fast_routes import parse_evaluate_body, parse_step_body
 
 ACTION = {"role": "assistant", "content": "[ls()]"}
 
@@ -44,4 +44,20 @@ def test_accepts(raw: bytes, expected: tuple) -> None:
 def test_refuses(raw: bytes, says: str) -> None:
     with pytest.raises(RequestError) as refused:
         parse_step_body(raw)
+    assert refused.value.status == 422 and says in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "params"), [(b"", {}), (b"{}", {}), (b'{"params": {"sparse": true}}', {"sparse": True})]
+)
+def test_evaluate_accepts(raw: bytes, params: dict) -> None:
+    assert parse_evaluate_body(raw) == params
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"), [(b"{x", "not valid JSON"), (b'{"p": 1}', "params"), (b'{"params": 3}', "params")]
+)
+def test_evaluate_refuses(raw: bytes, says: str) -> None:
+    with pytest.raises(RequestError) as refused:
+        parse_evaluate_body(raw)
     assert refused.value.status == 422 and says in refused.value.message

@@ -1,6 +1,7 @@
-"""The step route without FastAPI's per-request machinery (dependency solving, model validation, generic
-encoding): the call a trainer makes most. Registered ahead of the documented ``/v1`` route, which stays
-in the OpenAPI schema; this one accepts and answers exactly the same, and checks the body by hand.
+"""The hot routes (step, evaluate, release) without FastAPI's per-request machinery (dependency solving,
+model validation, generic encoding): the calls a trainer makes for every step and episode. Registered
+ahead of the documented ``/v1`` routes, which stay in the OpenAPI schema; these accept and answer exactly
+the same, and check their bodies by hand.
 """
 
 from __future__ import annotations
@@ -57,4 +58,37 @@ async def step(request: Request) -> Response:
     return Response(orjson.dumps(result), media_type="application/json")
 
 
-ROUTE = Route("/v1/instances/{instance_id}/step", step, methods=["POST"], include_in_schema=False)
+def parse_evaluate_body(raw: bytes) -> dict[str, Any]:
+    """The evaluate body's params (an empty body means none), or a 422 saying what is accepted."""
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _invalid("the body is not valid JSON") from None
+    if not isinstance(body, dict) or set(body) - {"params"}:
+        raise _invalid('the body must be {"params": {...}}')
+    params = body.get("params", {})
+    if not isinstance(params, dict):
+        raise _invalid("params: must be an object, e.g. {'sparse': true}")
+    return params
+
+
+async def evaluate(request: Request) -> Response:
+    params = parse_evaluate_body(await request.body())
+    async with timed("evaluate") as timing:
+        result = await request.app.state.service.evaluate(request.path_params["instance_id"], params)
+        timing.env = result.pop("env_type", "unknown")
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+async def release(request: Request) -> Response:
+    released = await request.app.state.service.release(request.path_params["instance_id"])
+    return Response(orjson.dumps({"released": released, "reason": "explicit"}), media_type="application/json")
+
+
+ROUTES = [
+    Route("/v1/instances/{instance_id}/step", step, methods=["POST"], include_in_schema=False),
+    Route("/v1/instances/{instance_id}/evaluate", evaluate, methods=["POST"], include_in_schema=False),
+    Route("/v1/instances/{instance_id}", release, methods=["DELETE"], include_in_schema=False),
+]
