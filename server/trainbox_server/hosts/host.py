@@ -107,6 +107,8 @@ class InstanceHost:
         self.released: collections.Counter[str] = collections.Counter({r: 0 for r in RELEASE_REASONS})
         self._sweeper: asyncio.Task[None] | None = None
         self._channel: ChannelServer | None = None
+        self._trim_due = False
+        self._empty_ticks = 0
 
     def _ensure_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
@@ -250,7 +252,7 @@ class InstanceHost:
         await self.runtime.close(instance_id)
         if not self.records:
             self.records = {}  # a dict keeps its peak size: start small again
-            release_memory()
+            self._trim_due = True  # the sweeper trims once the host has stayed empty a moment
         return True
 
     def _drop_if_lost(self, instance_id: str) -> None:
@@ -264,6 +266,10 @@ class InstanceHost:
                 await self.sweep(time.time())
             except Exception:  # the sweeper must outlive any one bad release
                 log.exception("TTL sweep failed")
+            self._empty_ticks = 0 if self.records or self.creating else self._empty_ticks + 1
+            if self._trim_due and self._empty_ticks >= 2:  # emptied, and stayed so: give memory back
+                release_memory()
+                self._trim_due = False
 
     async def sweep(self, now: float) -> list[tuple[str, str]]:
         """Release every instance past a TTL, and account for instances lost with their worker."""

@@ -13,6 +13,7 @@ import ctypes
 import gc
 import os
 import resource
+import select
 import sys
 import time
 import traceback
@@ -37,6 +38,9 @@ def _limit_memory() -> None:
     if limit_mb > 0:
         limit = limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+IDLE_TRIM_SECONDS = 2.0  # an emptied worker trims after this long without requests (not on the hot path)
 
 
 def release_memory() -> None:
@@ -70,6 +74,7 @@ class WorkerServer:
         self.family = family
         self.instances: dict[str, Instance] = {}
         self.infos: dict[str, dict[str, Any]] = {}  # what create returned as info (tools, ...)
+        self.trim_due = False
 
     def handle(self, op: str, args: dict[str, Any]) -> Any:
         handler = getattr(self, f"op_{op}", None)
@@ -118,8 +123,8 @@ class WorkerServer:
         if instance is not None:
             instance.close()
         if not self.instances:
-            release_memory()
             self.instances, self.infos = {}, {}  # dicts keep their peak size: start small again
+            self.trim_due = True  # trimmed once the worker has stayed idle a moment (see serve)
         return instance is not None
 
 
@@ -145,6 +150,12 @@ def serve(family_name: str) -> int:
     }
     write_frame(proto_out, {"id": 0, "ok": True, "result": ready})
     while True:
+        if server.trim_due:
+            idle = not select.select([proto_in], [], [], IDLE_TRIM_SECONDS)[0]
+            if idle and not server.instances:
+                release_memory()
+                server.trim_due = False
+                continue
         try:
             request = read_frame(proto_in)
         except EOFError:

@@ -72,18 +72,17 @@ class SandboxService:
         self.loads = await self.hosts.loads()
 
     async def _refresh_forever(self) -> None:
-        was_live = 0
+        history = [0, 0, 0]  # live instances at the last three refreshes
         while True:
             await asyncio.sleep(1.0)
             try:
                 await self.refresh_loads()
             except Exception:
                 log.exception("could not refresh host loads")
-            live = sum(h.live for h in self.loads)
-            if was_live and not live:  # everything was released: hand the burst's memory back
+            history = [*history[1:], sum(h.live for h in self.loads)]
+            if history[0] and not history[1] and not history[2]:  # released, and stayed so: give memory back
                 self._routes = {}
                 release_memory()
-            was_live = live
 
     def environments(self) -> list[dict[str, Any]]:
         return [{"name": name, "splits": list(SPLITS)} for name in self.families]
