@@ -72,6 +72,22 @@ class BfclFamily:
         prepare_bfcl_import()
         self._splits: dict[str, list[str]] | None = None
 
+    def warm(self) -> None:
+        """Before the first create (the warm pool calls this): parse the dataset, import the checker and the
+        environment classes, then freeze what was loaded out of the garbage collector's way."""
+        import gc
+
+        from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_checker  # noqa: F401
+
+        from trainbox_server.envs.bfcl_exec import environment_class
+
+        self.task_ids("train")
+        for category in data.MULTI_TURN_CATEGORIES:
+            for task in data.tasks(category).values():
+                for class_name in task.entry.get("involved_classes", ()):
+                    environment_class(class_name)
+        gc.freeze()
+
     def task_ids(self, split: str) -> list[str]:
         if split not in SPLITS:
             raise UnknownSplit(f"unknown split {split!r}; BFCL splits are {list(SPLITS)}")

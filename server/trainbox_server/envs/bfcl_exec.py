@@ -23,6 +23,7 @@ one-entry table saying ``underscore_to_dot=False`` is registered in its place; t
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import os
@@ -66,7 +67,7 @@ class Scenario:
         self.methods: dict[str, Any] = {}
         self.docs = docs  # function name -> BFCL doc (for parameter types)
         for class_name in entry["involved_classes"]:
-            instance = _environment_class(class_name)()
+            instance = environment_class(class_name)()
             if class_name not in STATELESS_CLASSES:
                 config = copy.deepcopy(entry["initial_config"].get(class_name, {}))
                 instance._load_scenario(config, long_context=long_context)
@@ -104,7 +105,8 @@ class Scenario:
         return method(**kwargs)
 
 
-def _environment_class(class_name: str) -> type:
+@functools.cache
+def environment_class(class_name: str) -> type:
     import importlib
 
     from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
