@@ -270,6 +270,7 @@ class InstanceHost:
             if self._trim_due and self._empty_ticks >= 2:  # emptied, and stayed so: give memory back
                 release_memory()
                 self._trim_due = False
+            self.runtime.recycle_grown_workers()
 
     async def sweep(self, now: float) -> list[tuple[str, str]]:
         """Release every instance past a TTL, and account for instances lost with their worker."""

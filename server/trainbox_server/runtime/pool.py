@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
-from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python
+from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python, rss_kib
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,22 @@ class FamilyPool:
         worker.instances.discard(instance_id)
         if worker.instances:
             return
+        worker.emptied_at = time.monotonic()
         surplus = sum(not w.dead for w in self.active) > self.config.processes
         if worker.max_instances <= 1 or surplus:
             self._retire(worker)
+
+    def recycle_grown_workers(self, idle_for: float = 3.0, growth_kib: int = 16 * 1024) -> int:
+        """Replace many-instance workers that have stayed empty ``idle_for`` seconds and grew by more than
+        ``growth_kib`` since they were ready: a fresh warm process hands the burst's heap back to the OS."""
+        now, recycled = time.monotonic(), 0
+        for worker in list(self.active):
+            if worker.instances or worker.dead or now - worker.emptied_at < idle_for:
+                continue
+            if rss_kib(worker.pid) - worker.ready_rss_kib > growth_kib:
+                self._retire(worker)
+                recycled += 1
+        return recycled
 
     async def any_worker(self) -> WorkerProcess:
         """A worker to ask family-wide questions (the task list); keeps it in the pool."""

@@ -47,6 +47,8 @@ class WorkerProcess:
         self.pid = proc.pid
         self.info: dict[str, Any] = {}
         self.instances: set[str] = set()
+        self.emptied_at = 0.0  # monotonic time its last instance left
+        self.ready_rss_kib = 0  # its memory once warm, to tell growth from the start-up cost
         self.dead = False
         self.death_reason = ""
         self.on_death: Callable[[WorkerProcess], None] | None = None
@@ -73,6 +75,7 @@ class WorkerProcess:
         worker = cls(spec, proc)
         try:
             worker.info = await asyncio.wait_for(asyncio.shield(worker._ready), spec.start_timeout)
+            worker.ready_rss_kib = rss_kib(worker.pid)
         except (TimeoutError, TrainboxError) as exc:
             worker.kill("did not start")
             tail = " | ".join(list(worker.stderr_tail)[-5:])
@@ -181,6 +184,18 @@ def _describe_exit(code: int) -> str:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         return f"killed by {name}"
     return f"exited with code {code}"
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def default_python(family: str) -> str:

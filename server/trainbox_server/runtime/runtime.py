@@ -27,7 +27,7 @@ from trainbox_server.errors import (
     UnknownSplit,
 )
 from trainbox_server.runtime.pool import FamilyConfig, FamilyPool
-from trainbox_server.runtime.process import WorkerProcess
+from trainbox_server.runtime.process import WorkerProcess, rss_kib
 
 log = logging.getLogger(__name__)
 LOST_MEMORY = 100_000  # how many lost instance ids are remembered
@@ -206,12 +206,16 @@ class Runtime:
                 self.lost[instance_id] = reason
         worker.instances.clear()
 
+    def recycle_grown_workers(self) -> int:
+        """Replace emptied workers whose heap grew (see ``FamilyPool.recycle_grown_workers``)."""
+        return sum(pool.recycle_grown_workers() for pool in self.pools.values())
+
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"instances": len(self.instances), "time": time.time(), "families": {}}
         for name, pool in self.pools.items():
             out["families"][name] = {
                 "processes": [
-                    {"pid": w.pid, "instances": len(w.instances), "rss_kib": _rss_kib(w.pid)} for w in pool.workers
+                    {"pid": w.pid, "instances": len(w.instances), "rss_kib": rss_kib(w.pid)} for w in pool.workers
                 ],
                 "idle": len(pool.idle),
                 "starting": pool.starting,
@@ -225,14 +229,3 @@ class Runtime:
         pools = list(self.pools.values())
         self.pools.clear()
         await asyncio.gather(*(pool.close() for pool in pools))
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
