@@ -6,22 +6,10 @@
 # site-packages into a temporary folder at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-CACHE=${TRAINBOX_CACHE:-$HOME/.cache/trainbox}
-PY=${TRAINBOX_PYTHON:-python3.11}
-command -v "$PY" >/dev/null || PY=python3
-UV_VERSION=0.13.9
-UV=$CACHE/uv-$UV_VERSION/bin/uv
+# shellcheck source=uv-env.sh
+source scripts/uv-env.sh
 DIR=.venvs/reference
 INPUTS=(requirements/reference.txt requirements/reference-nodeps.txt scripts/install-reference.sh)
-
-step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-
-if [ ! -x "$UV" ]; then
-  step "bootstrapping uv $UV_VERSION into $CACHE"
-  "$PY" -m venv "$CACHE/uv-$UV_VERSION"
-  "$CACHE/uv-$UV_VERSION/bin/pip" install -q "uv==$UV_VERSION"
-fi
 
 want=$(cat "${INPUTS[@]}" | sha256sum | cut -c1-16)
 if [ -f "$DIR/.trainbox-stamp" ] && [ "$(cat "$DIR/.trainbox-stamp")" = "$want" ]; then

@@ -6,21 +6,9 @@
 # A stamp file per venv, keyed by the hash of its inputs, makes a re-run a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-CACHE=${TRAINBOX_CACHE:-$HOME/.cache/trainbox}
-PY=${TRAINBOX_PYTHON:-python3.11}
-command -v "$PY" >/dev/null || PY=python3
-UV_VERSION=0.13.9
-UV=$CACHE/uv-$UV_VERSION/bin/uv
+# shellcheck source=uv-env.sh
+source scripts/uv-env.sh
 only=${1:-all}
-
-step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-
-if [ ! -x "$UV" ]; then
-  step "bootstrapping uv $UV_VERSION into $CACHE"
-  "$PY" -m venv "$CACHE/uv-$UV_VERSION"
-  "$CACHE/uv-$UV_VERSION/bin/pip" install -q "uv==$UV_VERSION"
-fi
 
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 
@@ -56,7 +44,7 @@ install_appworld() {
 }
 
 want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
-want dev && make_venv dev .venv scripts/install.sh server/pyproject.toml sdk/pyproject.toml operator/pyproject.toml \
+want dev && make_venv dev .venv scripts/install.sh scripts/uv-env.sh server/pyproject.toml sdk/pyproject.toml operator/pyproject.toml \
   requirements/dev.txt -- install_dev
 want bfcl && make_venv bfcl .venvs/bfcl scripts/install.sh requirements/bfcl.txt requirements/bfcl-nodeps.txt -- install_bfcl
 want appworld && make_venv appworld .venvs/appworld requirements/appworld.txt scripts/install-appworld.sh -- install_appworld
