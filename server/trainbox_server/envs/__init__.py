@@ -9,3 +9,10 @@ FAMILY_MODULES: dict[str, str] = {
     "bfcl": "trainbox_server.envs.bfcl",
     "appworld": "trainbox_server.envs.appworld",
 }
+
+# Families whose rewards come from a separate evaluator process (their instances cannot read the answers).
+JUDGE_MODULES: dict[str, str] = {
+    "appworld": "trainbox_server.envs.appworld_judge",
+}
+# Families that execute model code: their workers run in the sandbox (runtime.sandbox).
+EXECUTES_CODE = frozenset({"appworld"})

@@ -15,7 +15,9 @@ OpenAI ``tool_calls`` / ``<tool_call>`` text naming ``appworld`` with a ``code``
 fenced python block) through ``world.execute`` and returns the output; the episode terminates when the
 task is marked complete, and that step's reward is the evaluation (0.0 before).
 
-Rewards: AppWorld's evaluator (the task's ``evaluation.py`` against the world's database changes).
+Rewards: AppWorld's evaluator (the task's ``evaluation.py`` against the world's database changes), run in
+a separate evaluator process (``appworld_judge``): the world's worker is sandboxed, opens its world without
+the ground truth and cannot read it (``appworld_view``); it hands the world's state over as data.
 sparse = 1.0 if every requirement passes else 0.0; dense = passed / total requirements (the reference's
 default). ``evaluate(params)`` uses ``params["sparse"]``, else the ``sparse`` create param (default False);
 details carry both, and each failing requirement with its trace.
@@ -141,38 +143,18 @@ class AppWorldInstance:
         output = self.world.execute(code)
         self.terminated = bool(self.world.task_completed())
         info: dict[str, Any] = {"interactions": self.world.num_interactions}
-        reward = 0.0
-        if self.terminated:
-            evaluation = self.evaluate({})
-            reward, info["evaluation"] = evaluation.reward, evaluation.details
-        return StepResult([observation(output, tool_call_id)], reward, self.terminated, info)
+        # The reward of the completing step comes from the evaluator process (see appworld_judge).
+        return StepResult([observation(output, tool_call_id)], 0.0, self.terminated, info, judge=self.terminated)
+
+    def export_state(self) -> dict[str, Any]:
+        """The world's state as data, for the evaluator: AppWorld saves its database changes after every
+        execution (and at creation) under the output directory."""
+        from trainbox_server.envs.appworld_judge import read_state
+
+        return {"files": read_state(self.world.output_db_home_path_on_disk), "sparse": self.sparse}
 
     def evaluate(self, params: dict[str, Any]) -> Evaluation:
-        from appworld.evaluator import evaluate_task
-
-        sparse = _bool_param(params, "sparse", self.sparse)
-        tracker = evaluate_task(
-            task_id=self.world.task_id,
-            experiment_name=self.world.experiment_name,
-            suppress_errors=True,
-            save_report=False,
-        )
-        # The evaluation points the app models' (class-level) databases at the task's start state or the
-        # world's end state, whichever it touched last; the world's API calls use whatever is set. Point
-        # them back at the world's own databases so the episode can go on after a mid-episode evaluate.
-        self.world.models.reset_db_home_path()
-        sparse_reward, dense_reward = rewards(tracker.pass_count, tracker.num_tests)
-        details = {
-            "sparse": sparse_reward,
-            "dense": dense_reward,
-            "success": tracker.success,
-            "pass_count": tracker.pass_count,
-            "num_tests": tracker.num_tests,
-            "task_completed": self.terminated or bool(self.world.task_completed()),
-            "passes": [p["requirement"] for p in tracker.passes],
-            "failures": [{"requirement": f["requirement"], "trace": f["trace"]} for f in tracker.failures],
-        }
-        return Evaluation(sparse_reward if sparse else dense_reward, details)
+        raise EnvError("AppWorld instances are evaluated by the evaluator process, not in their sandbox")
 
     def close(self) -> None:
         if self.closed:
@@ -239,6 +221,7 @@ class AppWorldFamily:
             experiment_name=output_dir,
             timeout_seconds=timeout,
             max_interactions=max_interactions,
+            load_ground_truth=False,  # the sandbox cannot read it anyway; rewards come from the evaluator
         )
         supervisor = dict(world.task.supervisor)
         messages = [
@@ -258,16 +241,22 @@ class AppWorldFamily:
         tasks = os.path.join(root, "data", "tasks")
         if not os.path.isdir(tasks):
             raise _missing(f"no {tasks}")
-        if not isinstance(task_id, str) or not TASK_ID.match(task_id):
-            raise UnknownTask(f"unknown AppWorld task id {task_id!r}; ids look like '82e2fac_1'")
-        if not os.path.isfile(os.path.join(tasks, task_id, "specs.json")):
-            raise UnknownTask(f"unknown AppWorld task {task_id!r}: not in {tasks}")
+        check_task_id(root, task_id)
 
     def _close_at_exit(self) -> None:
         if self._instance is not None:
             with contextlib.suppress(Exception):  # the process is exiting: cleanup is best effort
                 self._instance.close()
         shutil.rmtree(self._process_dir, ignore_errors=True)
+
+
+def check_task_id(root: str, task_id: Any) -> None:
+    """``UnknownTask`` unless ``task_id`` is well-formed and present under ``root``."""
+    tasks = os.path.join(root, "data", "tasks")
+    if not isinstance(task_id, str) or not TASK_ID.match(task_id):
+        raise UnknownTask(f"unknown AppWorld task id {task_id!r}; ids look like '82e2fac_1'")
+    if not os.path.isfile(os.path.join(tasks, task_id, "specs.json")):
+        raise UnknownTask(f"unknown AppWorld task {task_id!r}: not in {tasks}")
 
 
 def _import_engine() -> None:

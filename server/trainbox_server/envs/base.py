@@ -30,6 +30,8 @@ class StepResult:
     reward: float = 0.0
     terminated: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    # The reward is the evaluator process's to give (families whose instances cannot see their answers).
+    judge: bool = False
 
 
 @dataclass

@@ -13,6 +13,10 @@ Three action formats are accepted, tried in this order:
 
 ``parse_calls`` returns ``None`` when the message makes no call at all (plain prose), and raises
 ``CallSyntaxError`` when it clearly tries to make one but the syntax is broken.
+
+Model text is bounded before and after parsing (``LIMITS``): its size, the nesting of argument values and
+the size of integers. Past a bound, the action is refused (an invalid action of that instance), so no input
+can exhaust the parser, the encoder or the worker that hosts thousands of other instances.
 """
 
 from __future__ import annotations
@@ -42,6 +46,35 @@ class CallSyntaxError(ValueError):
     """The message tries to make a call, but the call cannot be parsed. The text says what is accepted."""
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one action (documented in the README; ``TRAINBOX_BFCL_MAX_ACTION_CHARS`` etc. in the worker)."""
+
+    action_chars: int = 1 << 20  # the text (or JSON arguments) of one message
+    calls: int = 256  # calls in one message
+    depth: int = 32  # nesting of argument values
+    int_bits: int = 256  # integers beyond ~77 decimal digits are not arguments any BFCL function takes
+
+
+LIMITS = Limits()
+
+
+def check_value(value: Any, where: str, limits: Limits = LIMITS, depth: int = 0) -> None:
+    """``CallSyntaxError`` if an argument value nests too deeply or holds an integer that is too large."""
+    if depth > limits.depth:
+        raise CallSyntaxError(f"{where}: argument values nest deeper than {limits.depth} levels")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > limits.int_bits:
+        raise CallSyntaxError(f"{where}: an integer argument exceeds {limits.int_bits} bits")
+    if isinstance(value, dict):
+        items: Any = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value
+    else:
+        return
+    for item in items:
+        check_value(item, where, limits, depth + 1)
+
+
 @dataclass
 class Call:
     """One parsed function call. ``args`` are positional values (python-call text only)."""
@@ -56,11 +89,32 @@ def parse_calls(message: dict[str, Any]) -> list[Call] | None:
     """The calls an assistant message makes, or ``None`` if it makes none (plain text)."""
     tool_calls = message.get("tool_calls")
     if tool_calls:
-        return [_openai_call(tc, i) for i, tc in enumerate(_as_list(tool_calls, "tool_calls"))]
-    content = _text_of(message.get("content"))
-    if "<tool_call>" in content:
-        return [_hermes_call(block) for block in _TOOL_CALL_BLOCK.findall(content)]
-    return _python_calls(content)
+        tool_calls = _as_list(tool_calls, "tool_calls")
+        _check_count(len(tool_calls))
+        calls = [_openai_call(tc, i) for i, tc in enumerate(tool_calls)]
+    else:
+        content = _text_of(message.get("content"))
+        if len(content) > LIMITS.action_chars:
+            raise CallSyntaxError(f"the message has {len(content)} characters; at most {LIMITS.action_chars}")
+        if "<tool_call>" in content:
+            blocks = _TOOL_CALL_BLOCK.findall(content)
+            _check_count(len(blocks))
+            calls = [_hermes_call(block) for block in blocks]
+        else:
+            found = _python_calls(content)
+            if found is None:
+                return None
+            calls = found
+    _check_count(len(calls))
+    for call in calls:
+        check_value(call.kwargs, call.name)
+        check_value(call.args, call.name)
+    return calls
+
+
+def _check_count(count: int) -> None:
+    if count > LIMITS.calls:
+        raise CallSyntaxError(f"the message makes {count} calls; at most {LIMITS.calls} per message")
 
 
 def _as_list(value: Any, what: str) -> list[Any]:
@@ -76,7 +130,10 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        texts = [p.get("text", "") for p in content if isinstance(p, dict)]
+        if not all(isinstance(t, str) for t in texts):
+            raise CallSyntaxError("a content part's `text` must be a string")
+        return "".join(texts)
     raise CallSyntaxError(f"message content must be a string or a list of text parts, got {type(content)}")
 
 
@@ -92,7 +149,7 @@ def _openai_call(tool_call: Any, index: int) -> Call:
 def _hermes_call(block: str) -> Call:
     try:
         payload = json.loads(block.strip())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
         raise CallSyntaxError(f"<tool_call> block is not valid JSON ({e}); {ACCEPTED_FORMATS}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
         raise CallSyntaxError(f'<tool_call> block needs a "name" string; {ACCEPTED_FORMATS}')
@@ -104,9 +161,11 @@ def _json_arguments(arguments: Any, where: str) -> dict[str, Any]:
     if arguments is None or arguments == "":
         return {}
     if isinstance(arguments, str):
+        if len(arguments) > LIMITS.action_chars:
+            raise CallSyntaxError(f"{where}: arguments have more than {LIMITS.action_chars} characters")
         try:
             arguments = json.loads(arguments)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError, ValueError) as e:  # ValueError: an int of > 4300 digits
             raise CallSyntaxError(f"{where}: arguments are not valid JSON ({e}); {ACCEPTED_FORMATS}") from None
     if not isinstance(arguments, dict):
         raise CallSyntaxError(f"{where}: arguments must be a JSON object; {ACCEPTED_FORMATS}")
@@ -127,6 +186,8 @@ def _python_calls(content: str) -> list[Call] | None:
         if _CALL_LIST_START.match(text):
             raise CallSyntaxError(f"the call list is not valid python ({exc.msg}); {ACCEPTED_FORMATS}") from None
         return None  # prose, not code: the model answered in words
+    except (MemoryError, RecursionError, ValueError):  # the parser's own stack, or a literal it refuses
+        raise CallSyntaxError(f"the call list is nested too deeply or too large to parse; {ACCEPTED_FORMATS}") from None
     nodes = tree.elts if isinstance(tree, ast.List | ast.Tuple) else [tree]
     if not nodes or not all(isinstance(n, ast.Call) for n in nodes):
         return None
@@ -172,7 +233,7 @@ def parse_call_string(text: str) -> Call:
     """Parse one python-call string (a recorded call or a BFCL ground-truth call such as ``cd(folder='x')``)."""
     try:
         node = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, MemoryError, RecursionError, ValueError):
         raise CallSyntaxError(f"not a python call: {text[:80]!r}; {ACCEPTED_FORMATS}") from None
     if not isinstance(node, ast.Call):
         raise CallSyntaxError(f"not a python call: {text[:80]!r}; {ACCEPTED_FORMATS}")

@@ -22,7 +22,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainbox_server.envs import EXECUTES_CODE, JUDGE_MODULES
+from trainbox_server.envs.appworld_view import SANDBOX_ROOT, evaluator_binds, worker_binds
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
+from trainbox_server.runtime import sandbox
 from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python, rss_kib
 
 log = logging.getLogger(__name__)
@@ -42,15 +45,35 @@ class FamilyConfig:
     memory_mb: int = 4096
     max_concurrent_starts: int = 2
     env: dict[str, str] = field(default_factory=dict)
+    sandboxed: bool | None = None  # None: sandboxed if the family executes model code (and TRAINBOX_SANDBOX≠off)
 
-    def spec(self) -> WorkerSpec:
+    def spec(self, judge: bool = False) -> WorkerSpec:
+        """How to start one worker (or the evaluator); read at every start, so new data is seen."""
+        sandboxed = self.sandboxed if self.sandboxed is not None else self.name in EXECUTES_CODE
+        sandboxed = sandboxed and sandbox.enabled()
+        binds, env = family_view(self.name, self.env, judge) if sandboxed else ((), {})
         return WorkerSpec(
             family=self.name,
             python=self.python or default_python(self.name),
             memory_mb=self.memory_mb,
             start_timeout=self.create_timeout,
-            env=self.env,
+            env={**self.env, **env},
+            judge=judge,
+            sandboxed=sandboxed,
+            binds=binds,
         )
+
+
+def family_view(family: str, env: dict[str, str], judge: bool) -> tuple[tuple[tuple[str, str], ...], dict[str, str]]:
+    """The read-only data binds of a sandboxed family's worker (or evaluator), and the variables naming them."""
+    if family != "appworld":
+        return (), {}
+    root = env.get("APPWORLD_ROOT") or os.environ.get("APPWORLD_ROOT") or "~/.cache/trainbox/appworld"
+    root = os.path.abspath(os.path.expanduser(root))
+    if not os.path.isdir(os.path.join(root, "data", "tasks")):
+        return (), {"APPWORLD_ROOT": SANDBOX_ROOT}  # the worker reports the missing data itself
+    binds = evaluator_binds(root) if judge else worker_binds(root)
+    return tuple(binds), {"APPWORLD_ROOT": SANDBOX_ROOT}
 
 
 class FamilyPool:
@@ -58,7 +81,9 @@ class FamilyPool:
 
     def __init__(self, config: FamilyConfig, on_worker_death: Callable[[WorkerProcess], None]) -> None:
         self.config = config
-        self.spec = config.spec()
+        self.python = config.python or default_python(config.name)
+        self._judge: WorkerProcess | None = None
+        self._judge_lock = asyncio.Lock()
         self._on_worker_death = on_worker_death
         self.idle: collections.deque[WorkerProcess] = collections.deque()
         self.active: list[WorkerProcess] = []
@@ -75,16 +100,41 @@ class FamilyPool:
         self._closed = False
         self._multi: bool | None = None  # learnt from the first worker's ready message
 
+    @property
+    def judged(self) -> bool:
+        """Rewards come from the family's evaluator process (see ``judge``)."""
+        return self.config.name in JUDGE_MODULES
+
     def check_installed(self) -> None:
-        if not os.path.exists(self.spec.python):
+        if not os.path.exists(self.python):
             raise EnvironmentUnavailable(
                 f"environment {self.config.name!r} is not installed here (no interpreter at "
-                f"{self.spec.python}); run `make install` or set TRAINBOX_PYTHON_{self.config.name.upper()}"
+                f"{self.python}); run `make install` or set TRAINBOX_PYTHON_{self.config.name.upper()}"
             )
 
     def start(self) -> None:
         self.check_installed()
         self._refill()
+        if self.config.name in JUDGE_MODULES:
+            self._spawn_task(self._warm_judge())
+
+    async def _warm_judge(self) -> None:
+        with contextlib.suppress(InfraError):
+            await self._judge_worker()
+
+    async def _judge_worker(self) -> WorkerProcess:
+        """The family's evaluator process (started on first use, replaced when it dies)."""
+        async with self._judge_lock:
+            if self._judge is None or self._judge.dead:
+                self._judge = await WorkerProcess.start(self.config.spec(judge=True))
+            return self._judge
+
+    async def judge(self, task_id: str, state: Any, sparse: bool) -> dict[str, Any]:
+        """The reward of a state, from the evaluator process (it alone reads the ground truth)."""
+        worker = await self._judge_worker()
+        args = {"task_id": task_id, "state": state, "sparse": sparse}
+        result: dict[str, Any] = await worker.request("judge", args, self.config.create_timeout)
+        return result
 
     @property
     def workers(self) -> list[WorkerProcess]:
@@ -191,11 +241,11 @@ class FamilyPool:
     async def _start_one(self) -> None:
         try:
             async with self._start_slots:
-                worker = await WorkerProcess.start(self.spec)
-            worker.on_death = self._death_hook
+                worker = await WorkerProcess.start(self.config.spec())
             if self._closed:
                 await worker.stop()
                 return
+            worker.on_death = self._death_hook
             self.idle.append(worker)
             self.start_error, self._failures = "", 0
         except (InfraError, TimeoutError, OSError) as exc:
@@ -219,6 +269,8 @@ class FamilyPool:
     async def close(self) -> None:
         self._closed = True
         workers = self.workers
+        if self._judge is not None:
+            workers.append(self._judge)
         self.idle.clear()
         self.active.clear()
         for worker in workers:

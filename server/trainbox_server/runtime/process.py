@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainbox_server.errors import InstanceLost, StepTimeout, TrainboxError, from_worker
+from trainbox_server.errors import EnvironmentUnavailable, InstanceLost, StepTimeout, TrainboxError, from_worker
+from trainbox_server.runtime import sandbox
 from trainbox_server.runtime.framing import HEADER, decode_length, encode, loads
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,38 @@ class WorkerSpec:
     memory_mb: int = 0
     start_timeout: float = 120.0
     env: dict[str, str] = field(default_factory=dict)
+    judge: bool = False  # the family's evaluator process instead of an instance worker
+    # Run inside the sandbox (families that execute model code), seeing these read-only binds.
+    sandboxed: bool = False
+    binds: tuple[tuple[str, str], ...] = ()
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+
+    def argv(self) -> list[str]:
+        return [self.python, "-m", "trainbox_server.runtime.worker", self.family, *(["--judge"] if self.judge else [])]
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that start this worker (inside the sandbox if it has one)."""
+        worker_env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        if self.memory_mb:
+            worker_env["TRAINBOX_WORKER_MEMORY_MB"] = str(self.memory_mb)
+        if not self.sandboxed:
+            env = {**os.environ, **worker_env}
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (SERVER_DIR, env.get("PYTHONPATH", "")) if p)
+            return self.argv(), env
+        try:
+            tools = sandbox.tools()
+            sandbox.probe()
+        except sandbox.SandboxUnavailable as exc:
+            raise EnvironmentUnavailable(f"{self.family!r} runs model code and needs the sandbox: {exc}") from None
+        passed = {k: v for k, v in os.environ.items() if k == "TRAINBOX_MAX_REPLY_BYTES"}
+        env_pairs = [*sandbox.base_env(SERVER_DIR), *passed.items(), *worker_env.items()]
+        policy = sandbox.SandboxPolicy(
+            binds=(*sandbox.interpreter_binds(self.python, SERVER_DIR), *self.binds),
+            env=tuple(env_pairs),
+            limits=self.limits,
+            uid=sandbox.next_uid(),
+        )
+        return sandbox.command(policy, self.argv(), tools), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 
 class WorkerProcess:
@@ -51,9 +84,11 @@ class WorkerProcess:
         self.ready_rss_kib = 0  # its memory once warm, to tell growth from the start-up cost
         self.dead = False
         self.death_reason = ""
+        self.culprit: str | None = None  # the instance whose request killed this process, when known
         self.on_death: Callable[[WorkerProcess], None] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending_instance: dict[int, str] = {}  # request id -> the instance it is for
         self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=50)
         self._tasks = [
@@ -63,12 +98,9 @@ class WorkerProcess:
 
     @classmethod
     async def start(cls, spec: WorkerSpec) -> WorkerProcess:
-        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (SERVER_DIR, env.get("PYTHONPATH", "")) if p)
-        if spec.memory_mb:
-            env["TRAINBOX_WORKER_MEMORY_MB"] = str(spec.memory_mb)
+        argv, env = spec.command()
         proc = await asyncio.create_subprocess_exec(
-            spec.python, "-m", "trainbox_server.runtime.worker", spec.family,
+            *argv,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env, start_new_session=True, limit=1 << 20,
         )  # fmt: skip
@@ -93,12 +125,15 @@ class WorkerProcess:
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if isinstance(args.get("instance_id"), str):
+            self._pending_instance[request_id] = args["instance_id"]
         try:
             assert self.proc.stdin is not None
             self.proc.stdin.write(encode({"id": request_id, "op": op, "args": args}))
             await self.proc.stdin.drain()
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
+            self.culprit = self._pending_instance.get(request_id)
             self.kill(f"{op} ran past its {timeout:g} s timeout")
             raise StepTimeout(f"{op} ran past its {timeout:g} s timeout; the worker was stopped and replaced") from None
         except (BrokenPipeError, ConnectionResetError):
@@ -106,6 +141,7 @@ class WorkerProcess:
             raise InstanceLost(f"worker {self.pid} is gone ({self.death_reason})") from None
         finally:
             self._pending.pop(request_id, None)
+            self._pending_instance.pop(request_id, None)
 
     def kill(self, reason: str) -> None:
         """Stop the process now (SIGKILL to its whole session) and fail everything pending on it."""
@@ -131,6 +167,8 @@ class WorkerProcess:
             return
         self.dead = True
         self.death_reason = reason
+        if self.culprit is None and self._pending:  # requests run in order: the oldest one was running
+            self.culprit = self._pending_instance.get(min(self._pending))
         lost = InstanceLost(f"the worker hosting this instance died ({reason})")
         if not self._ready.done():
             self._ready.set_exception(lost)
@@ -154,6 +192,8 @@ class WorkerProcess:
         except Exception:
             log.exception("worker %s sent an unreadable frame", self.pid)
         code = await self.proc.wait()
+        if self.spec.sandboxed and code > 128:  # bubblewrap exits 128 + N when its child died of signal N
+            code = 128 - code
         self._die(_describe_exit(code))
 
     def _deliver(self, reply: dict[str, Any]) -> None:
@@ -169,6 +209,7 @@ class WorkerProcess:
             error = reply.get("error") or {}
             future.set_exception(from_worker(error.get("kind", ""), error.get("message", "")))
         if reply.get("fatal"):  # the worker is about to exit: route nothing more to it
+            self.culprit = self._pending_instance.get(reply.get("id", -1))
             self.kill(str((reply.get("error") or {}).get("message", "fatal error")))
 
     async def _read_stderr(self) -> None:
@@ -187,15 +228,19 @@ def _describe_exit(code: int) -> str:
 
 
 def rss_kib(pid: int) -> int:
-    """Resident memory of a process (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    """Resident memory of a process and its descendants (a sandboxed worker runs below bubblewrap);
+    0 when it is gone."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                todo += [int(child) for child in children.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def default_python(family: str) -> str:

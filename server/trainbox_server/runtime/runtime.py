@@ -2,6 +2,16 @@
 
 It owns the instance table (instance id → worker) and remembers, for a while, instances that were lost
 with their worker, so a later call says *lost* (infrastructure) rather than *unknown* (caller error).
+
+Co-tenants survive a killed worker. A worker that hosts many instances (BFCL) is killed when one of them
+runs past its timeout or exhausts memory; the others did nothing wrong. The runtime keeps each such
+instance's episode as data — its task, create params and the actions of its completed steps — and
+restores it in a fresh worker by replaying them (BFCL's environments are deterministic: their randomness
+is seeded per scenario). Calls that were queued behind the offending one never ran: they wait for the
+restore and run then. Only the offending instance answers ``timeout`` / ``instance_lost``.
+
+Rewards of families that cannot see their answers (AppWorld: model code runs in a sandbox without the
+ground truth) come from the family's evaluator process: the worker hands the world's state over as data.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from trainbox_server.envs.base import SPLITS, Evaluation, Message, StepResult
 from trainbox_server.errors import (
     DuplicateInstance,
     InstanceLost,
+    RequestError,
     StepTimeout,
     TrainboxError,
     UnknownEnvironment,
@@ -31,6 +42,7 @@ from trainbox_server.runtime.process import WorkerProcess, rss_kib
 
 log = logging.getLogger(__name__)
 LOST_MEMORY = 100_000  # how many lost instance ids are remembered
+MAX_REPLAY_STEPS = 10_000  # an episode longer than this is not restored (it is lost with its worker)
 
 
 def default_families() -> dict[str, FamilyConfig]:
@@ -45,6 +57,18 @@ class RuntimeConfig:
     families: dict[str, FamilyConfig] = field(default_factory=default_families)
     # Families to pre-start at ``start()``; others start on first use.
     prestart: tuple[str, ...] = ()
+
+
+@dataclass
+class Episode:
+    """What the runtime knows of one live instance, beyond its worker: enough to restore or judge it."""
+
+    family: str
+    task_id: str
+    params: dict[str, Any]
+    actions: list[Message] | None = None  # completed steps, kept for instances that share a worker
+    terminated: bool = False
+    restoring: asyncio.Future[None] | None = None
 
 
 @dataclass
@@ -65,6 +89,8 @@ class Runtime:
         self.pools: dict[str, FamilyPool] = {}
         self.instances: dict[str, tuple[FamilyPool, WorkerProcess]] = {}
         self.lost: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self.episodes: dict[str, Episode] = {}
+        self.restored = 0  # co-tenants restored after their worker was killed
         self._task_cache: dict[tuple[str, str], list[str]] = {}
 
     async def __aenter__(self) -> Runtime:
@@ -122,6 +148,8 @@ class Runtime:
             self.instances[instance_id] = (pool, worker)
             try:
                 reply = await worker.request("create", args, pool.config.create_timeout)
+                shared = worker.max_instances > 1
+                self.episodes[instance_id] = Episode(family, task_id, dict(params or {}), [] if shared else None)
                 break
             except InstanceLost:
                 self._drop_failed_create(pool, worker, instance_id)
@@ -136,6 +164,7 @@ class Runtime:
         """A failed create leaves nothing behind."""
         self.instances.pop(instance_id, None)
         self.lost.pop(instance_id, None)
+        self.episodes.pop(instance_id, None)
         pool.instance_closed(worker, instance_id)
 
     def _route(self, instance_id: str) -> tuple[FamilyPool, WorkerProcess]:
@@ -146,37 +175,84 @@ class Runtime:
                 raise InstanceLost(f"instance {instance_id!r} was lost: {self.lost[instance_id]}") from None
             raise UnknownInstance(f"no live instance {instance_id!r} (never created, or released)") from None
 
+    async def _settled(self, instance_id: str) -> tuple[FamilyPool, WorkerProcess]:
+        """The instance's pool and worker, once a restore in progress (see the module docstring) is done."""
+        episode = self.episodes.get(instance_id)
+        if episode is not None and episode.restoring is not None:
+            await asyncio.shield(episode.restoring)
+        return self._route(instance_id)
+
     async def _call(self, instance_id: str, op: str, args: dict[str, Any], timeout: float | None) -> Any:
-        _, worker = self._route(instance_id)
-        try:
-            return await worker.request(op, {"instance_id": instance_id, **args}, timeout)
-        except (StepTimeout, InstanceLost) as exc:
-            self._forget(instance_id, str(exc))
-            raise
+        for attempt in (1, 2):
+            episode = self.episodes.get(instance_id)
+            _, worker = await self._settled(instance_id)
+            try:
+                return await worker.request(op, {"instance_id": instance_id, **args}, timeout)
+            except InstanceLost as exc:
+                # Killed for a co-tenant's fault: this call never ran; it runs once the restore is done.
+                if attempt == 1 and episode is not None and episode.restoring is not None:
+                    continue
+                self._forget(instance_id, str(exc))
+                raise
+            except StepTimeout as exc:
+                self._forget(instance_id, str(exc))
+                raise
+        raise AssertionError("unreachable")
 
     async def step(self, instance_id: str, message: Message, timeout: float | None = None) -> StepResult:
-        pool, _ = self._route(instance_id)
+        pool, _ = await self._settled(instance_id)
         reply = await self._call(instance_id, "step", {"message": message}, timeout or pool.config.step_timeout)
-        return StepResult(reply["messages"], reply["reward"], reply["terminated"], reply["info"])
+        episode = self.episodes.get(instance_id)
+        if episode is not None:
+            episode.terminated = bool(reply["terminated"])
+            if episode.actions is not None:
+                episode.actions.append(message)
+                if len(episode.actions) > MAX_REPLAY_STEPS:
+                    episode.actions = None  # too long to replay: this one is lost with its worker
+        result = StepResult(reply["messages"], reply["reward"], reply["terminated"], reply["info"])
+        if "state" in reply and episode is not None:
+            evaluation = await self._judge(pool, episode, reply["state"], {})
+            result.reward = evaluation.reward
+            result.info = {**result.info, "evaluation": evaluation.details}
+        return result
 
     async def evaluate(
         self, instance_id: str, params: dict[str, Any] | None = None, timeout: float | None = None
     ) -> Evaluation:
-        pool, _ = self._route(instance_id)
-        reply = await self._call(instance_id, "evaluate", {"params": params or {}}, timeout or pool.config.step_timeout)
+        pool, _ = await self._settled(instance_id)
+        timeout = timeout or pool.config.step_timeout
+        episode = self.episodes.get(instance_id)
+        if pool.judged and episode is not None:
+            state = await self._call(instance_id, "export_state", {}, timeout)
+            return await self._judge(pool, episode, state, params or {})
+        reply = await self._call(instance_id, "evaluate", {"params": params or {}}, timeout)
         return Evaluation(reply["reward"], reply["details"])
+
+    async def _judge(self, pool: FamilyPool, episode: Episode, state: Any, params: dict[str, Any]) -> Evaluation:
+        """The evaluator's reward for a state; the task and the reward kind are ours, not the worker's."""
+        sparse = params.get("sparse", episode.params.get("sparse", False))
+        if not isinstance(sparse, bool):
+            raise RequestError(f"param 'sparse' must be true or false, got {sparse!r}")
+        files = state.get("files") if isinstance(state, dict) else None
+        reply = await pool.judge(episode.task_id, files, sparse)
+        details = {**reply["details"], "task_completed": episode.terminated}
+        return Evaluation(reply["reward"], details)
 
     async def info(self, instance_id: str) -> dict[str, Any]:
         """What create returned as ``info`` (tool schemas and the like), kept by the worker."""
-        pool, _ = self._route(instance_id)
+        pool, _ = await self._settled(instance_id)
         info: dict[str, Any] = await self._call(instance_id, "info", {}, pool.config.step_timeout)
         return info
 
     async def close(self, instance_id: str) -> bool:
         """Release an instance. False if it was not live (already released or lost)."""
         entry = self.instances.pop(instance_id, None)
+        episode = self.episodes.pop(instance_id, None)
         if entry is None:
             self.lost.pop(instance_id, None)
+            if episode is not None and episode.restoring is not None:
+                episode.restoring.cancel()
+                return True
             return False
         pool, worker = entry
         try:
@@ -192,6 +268,7 @@ class Runtime:
 
     def _forget(self, instance_id: str, reason: str) -> None:
         entry = self.instances.pop(instance_id, None)
+        self.episodes.pop(instance_id, None)
         if entry is not None:
             entry[0].instance_closed(entry[1], instance_id)
         self.lost[instance_id] = reason
@@ -201,10 +278,37 @@ class Runtime:
     def _worker_died(self, worker: WorkerProcess) -> None:
         reason = f"its worker process {worker.death_reason}"
         for instance_id in list(worker.instances):
-            if instance_id in self.instances:
-                self.instances.pop(instance_id)
+            if self.instances.get(instance_id, (None, None))[1] is not worker:
+                continue
+            pool = self.instances.pop(instance_id)[0]
+            episode = self.episodes.get(instance_id)
+            if instance_id == worker.culprit or episode is None or episode.actions is None or episode.restoring:
+                self.episodes.pop(instance_id, None)
                 self.lost[instance_id] = reason
+            else:
+                episode.restoring = asyncio.ensure_future(self._restore(pool, instance_id, episode))
         worker.instances.clear()
+
+    async def _restore(self, pool: FamilyPool, instance_id: str, episode: Episode) -> None:
+        """Re-create a co-tenant of a killed worker in a live one and replay its completed steps."""
+        worker = None
+        try:
+            worker = await pool.acquire(instance_id)
+            self.instances[instance_id] = (pool, worker)
+            args = {"instance_id": instance_id, "task_id": episode.task_id, "params": episode.params}
+            await worker.request("create", args, pool.config.create_timeout)
+            for message in episode.actions or ():
+                await worker.request("step", {"instance_id": instance_id, "message": message}, pool.config.step_timeout)
+            self.restored += 1
+        except (TrainboxError, asyncio.CancelledError) as exc:
+            log.warning("could not restore instance %s: %s", instance_id, exc)
+            if worker is not None and self.instances.get(instance_id, (None, None))[1] is worker:
+                self._forget(instance_id, f"its worker was stopped and restoring it failed ({type(exc).__name__})")
+            else:
+                self.episodes.pop(instance_id, None)
+                self.lost[instance_id] = "its worker was stopped and restoring it failed"
+        finally:
+            episode.restoring = None
 
     def recycle_grown_workers(self) -> int:
         """Replace emptied workers whose heap grew (see ``FamilyPool.recycle_grown_workers``)."""
@@ -226,6 +330,7 @@ class Runtime:
 
     async def close_all(self) -> None:
         self.instances.clear()
+        self.episodes.clear()
         pools = list(self.pools.values())
         self.pools.clear()
         await asyncio.gather(*(pool.close() for pool in pools))

@@ -1,9 +1,11 @@
 """Worker process main: hosts instances of one environment family and answers framed requests on pipes.
 
-Started by the runtime as ``python -m trainbox_server.runtime.worker <family>`` with the family's own
-interpreter. Runs in the main thread (AppWorld's execution timeout uses SIGALRM). The protocol uses
-private copies of stdin/stdout; fds 0/1 are then pointed at /dev/null and stderr, so whatever model code
-reads or prints cannot corrupt a frame. Standard library + the family's engine only.
+Started by the runtime as ``python -m trainbox_server.runtime.worker <family> [--judge]`` with the
+family's own interpreter (``--judge``: the family's evaluator process, see ``envs.JUDGE_MODULES``).
+Runs in the main thread (AppWorld's execution timeout uses SIGALRM). The protocol uses private copies of
+stdin/stdout; fds 0/1 are then pointed at /dev/null and stderr, so whatever model code reads or prints
+cannot corrupt a frame. A reply that cannot be encoded, or is too large, is that request's error, never
+the worker's. Standard library + the family's engine only.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import time
 import traceback
 from typing import Any
 
-from trainbox_server.envs.base import EnvError, Family, Instance, load_family
-from trainbox_server.runtime.framing import read_frame, write_frame
+from trainbox_server.envs.base import EnvError, Family, Instance, InvalidAction, load_family
+from trainbox_server.runtime.framing import FrameError, encode, read_frame
 
 
 def _take_protocol_fds() -> tuple[int, int]:
@@ -67,11 +69,15 @@ def _rss_kib() -> int:
     return 0
 
 
+MAX_REPLY_BYTES = int(os.environ.get("TRAINBOX_MAX_REPLY_BYTES", str(16 * 1024 * 1024)))
+
+
 class WorkerServer:
     """Dispatches requests to the family and its instances. One request at a time, in order."""
 
-    def __init__(self, family: Family) -> None:
+    def __init__(self, family: Family, judge: Any = None) -> None:
         self.family = family
+        self.judge = judge
         self.instances: dict[str, Instance] = {}
         self.infos: dict[str, dict[str, Any]] = {}  # what create returned as info (tools, ...)
         self.trim_due = False
@@ -105,13 +111,29 @@ class WorkerServer:
         return self.infos.get(instance_id, {})
 
     def op_step(self, instance_id: str, message: dict[str, Any]) -> dict[str, Any]:
-        result = self._instance(instance_id).step(message)
-        return {
+        instance = self._instance(instance_id)
+        result = instance.step(message)
+        reply = {
             "messages": result.messages,
             "reward": result.reward,
             "terminated": result.terminated,
             "info": result.info,
         }
+        if result.judge:  # the evaluator gives this step's reward: hand the state over with the reply
+            reply["state"] = self.op_export_state(instance_id)
+        return reply
+
+    def op_export_state(self, instance_id: str) -> Any:
+        export = getattr(self._instance(instance_id), "export_state", None)
+        if export is None:
+            raise EnvError(f"{self.family.name} instances cannot export their state")
+        return export()
+
+    def op_judge(self, task_id: str, state: Any, sparse: bool) -> dict[str, Any]:
+        if self.judge is None:
+            raise EnvError("this worker is not an evaluator")
+        evaluation = self.judge.judge(task_id, state, sparse)
+        return {"reward": evaluation.reward, "details": evaluation.details}
 
     def op_evaluate(self, instance_id: str, params: dict[str, Any]) -> dict[str, Any]:
         evaluation = self._instance(instance_id).evaluate(params)
@@ -132,15 +154,26 @@ def _error(kind: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"kind": kind, "message": message}}
 
 
-def serve(family_name: str) -> int:
+def _load_judge(family_name: str) -> Any:
+    import importlib
+
+    from trainbox_server.envs import JUDGE_MODULES
+
+    if family_name not in JUDGE_MODULES:
+        raise SystemExit(f"{family_name!r} has no evaluator process")
+    return importlib.import_module(JUDGE_MODULES[family_name]).make_judge()
+
+
+def serve(family_name: str, judge_role: bool = False) -> int:
     proto_in, proto_out = _take_protocol_fds()
     _limit_memory()
     started = time.monotonic()
     family = load_family(family_name)
-    warm = getattr(family, "warm", None)
+    judge = _load_judge(family_name) if judge_role else None
+    warm = getattr(judge if judge_role else family, "warm", None)
     if callable(warm):
         warm()
-    server = WorkerServer(family)
+    server = WorkerServer(family, judge)
     ready = {
         "ready": True,
         "pid": os.getpid(),
@@ -148,7 +181,7 @@ def serve(family_name: str) -> int:
         "max_instances": family.max_instances_per_process,
         "load_seconds": round(time.monotonic() - started, 3),
     }
-    write_frame(proto_out, {"id": 0, "ok": True, "result": ready})
+    _write(proto_out, encode({"id": 0, "ok": True, "result": ready}))
     while True:
         if server.trim_due:
             idle = not select.select([proto_in], [], [], IDLE_TRIM_SECONDS)[0]
@@ -161,18 +194,41 @@ def serve(family_name: str) -> int:
         except EOFError:
             return 0
         reply = _dispatch(server, request)
-        reply["id"] = request.get("id")
-        write_frame(proto_out, reply)
+        reply["id"] = request.get("id") if isinstance(request, dict) else None
+        _write(proto_out, _encode_reply(reply))
         if reply.get("fatal"):
             return 3
 
 
-def _dispatch(server: WorkerServer, request: dict[str, Any]) -> dict[str, Any]:
+def _encode_reply(reply: dict[str, Any]) -> bytes:
+    """The reply's frame; a result that cannot be encoded, or is too large, is that request's error."""
+    try:
+        frame = encode(reply)
+    except (FrameError, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        why = "is too large" if isinstance(exc, FrameError) else f"cannot be encoded ({type(exc).__name__})"
+        return encode({**_error("invalid_action", f"the result of this action {why}"), "id": reply.get("id")})
+    if len(frame) > MAX_REPLY_BYTES:
+        message = f"the result of this action is {len(frame)} bytes, over the {MAX_REPLY_BYTES}-byte limit"
+        return encode({**_error("invalid_action", message), "id": reply.get("id")})
+    return frame
+
+
+def _write(fd: int, frame: bytes) -> None:
+    data = memoryview(frame)
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _dispatch(server: WorkerServer, request: Any) -> dict[str, Any]:
     try:
         return {"ok": True, "result": server.handle(request["op"], request.get("args") or {})}
     except EnvError as exc:
         return _error(exc.kind, str(exc))
+    except RecursionError:
+        return _error(InvalidAction.kind, "the action is nested too deeply to process")
     except MemoryError:
+        if not _near_memory_limit():  # e.g. the parser's own stack: the input, not the process, is at fault
+            return _error(InvalidAction.kind, "the action is too large or nested too deeply to process")
         # The process may be in a bad state: report, then let the runtime replace it.
         return {**_error("out_of_memory", "the instance exceeded the worker's memory limit"), "fatal": True}
     except SystemExit:
@@ -187,6 +243,6 @@ def _dispatch(server: WorkerServer, request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m trainbox_server.runtime.worker <family>")
-    sys.exit(serve(sys.argv[1]))
+    if len(sys.argv) not in (2, 3) or sys.argv[2:] not in ([], ["--judge"]):
+        sys.exit("usage: python -m trainbox_server.runtime.worker <family> [--judge]")
+    sys.exit(serve(sys.argv[1], judge_role=sys.argv[2:] == ["--judge"]))
