@@ -43,7 +43,20 @@ install_appworld() {
   bash scripts/install-appworld.sh "$UV" "$VIRTUAL_ENV"
 }
 
+# Model code (AppWorld) runs in a bubblewrap sandbox; prlimit and setpriv come with util-linux.
+need_sandbox_tools() {
+  command -v bwrap >/dev/null && command -v prlimit >/dev/null && command -v setpriv >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing the sandbox tools (Debian: bubblewrap, util-linux)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap util-linux >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap util-linux >/dev/null; }
+  else
+    echo "  bubblewrap is missing: install it (Debian: apt-get install bubblewrap) to serve AppWorld" >&2
+  fi
+}
+
 want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+want appworld && need_sandbox_tools
 want dev && make_venv dev .venv scripts/install.sh scripts/uv-env.sh server/pyproject.toml sdk/pyproject.toml operator/pyproject.toml \
   requirements/dev.txt -- install_dev
 want bfcl && make_venv bfcl .venvs/bfcl scripts/install.sh requirements/bfcl.txt requirements/bfcl-nodeps.txt -- install_bfcl

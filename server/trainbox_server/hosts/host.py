@@ -192,6 +192,8 @@ class InstanceHost:
         self, instance_id: str, action: dict[str, Any], request_id: str | None, timeout: float | None
     ) -> dict[str, Any]:
         record = self._record(instance_id)
+        if request_id is not None and not isinstance(request_id, str):
+            raise RequestError("request_id must be a string")
         if request_id and request_id in record.results:
             return await asyncio.shield(record.results[request_id])  # a retry: the first result
         if record.terminated:
