@@ -57,7 +57,7 @@ class WorkerSpec:
             return self.argv(), env
         try:
             tools = sandbox.tools()
-            sandbox.probe()
+            mount_proc = sandbox.probe()
         except sandbox.SandboxUnavailable as exc:
             raise EnvironmentUnavailable(f"{self.family!r} runs model code and needs the sandbox: {exc}") from None
         passed = {k: v for k, v in os.environ.items() if k == "TRAINBOX_MAX_REPLY_BYTES"}
@@ -67,6 +67,7 @@ class WorkerSpec:
             env=tuple(env_pairs),
             limits=self.limits,
             uid=sandbox.next_uid(),
+            proc=mount_proc,
         )
         return sandbox.command(policy, self.argv(), tools), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 

@@ -65,6 +65,9 @@ class SandboxPolicy:
     env: tuple[tuple[str, str], ...]
     limits: Limits = Limits()
     uid: int | None = None  # root mode: drop to this uid; None: an unprivileged user namespace
+    # A fresh /proc of the sandbox's own PID namespace. In an unprivileged container the kernel may refuse
+    # to mount one (its /proc has masked paths); the worker then runs with no /proc at all, never the host's.
+    proc: bool = True
 
 
 def enabled() -> bool:
@@ -85,7 +88,7 @@ def command(policy: SandboxPolicy, argv: list[str], tools: dict[str, str]) -> li
         tools["bwrap"],
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session", "--hostname", "sandbox", "--clearenv",
-        "--proc", "/proc", "--dev", "/dev",
+        *(["--proc", "/proc"] if policy.proc else []), "--dev", "/dev",
         "--ro-bind", "/usr", "/usr",
     ]  # fmt: skip
     for link in ("bin", "lib", "lib64", "sbin"):
@@ -160,18 +163,23 @@ def tools() -> dict[str, str]:
 
 
 @functools.cache
-def probe() -> None:
-    """Start one trivial sandbox; ``SandboxUnavailable`` with bubblewrap's own words if it cannot run here."""
-    policy = SandboxPolicy(binds=(), env=(("PATH", "/usr/bin:/bin"),), uid=next_uid())
-    argv = command(policy, ["/bin/true"], tools())
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SandboxUnavailable(f"bubblewrap could not start: {exc}") from None
-    if done.returncode != 0:
-        detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise SandboxUnavailable(
-            f"bubblewrap cannot create the sandbox here ({detail[0]}); in a pod, allow user namespaces "
-            "or run the worker container with the privileges the chart sets (see the README), "
-            "or set TRAINBOX_SANDBOX=off on a development machine"
-        )
+def probe() -> bool:
+    """Start one trivial sandbox; True if it can mount its own /proc, False if only without one;
+    ``SandboxUnavailable`` with bubblewrap's own words if it cannot run here at all."""
+    detail = "no output"
+    for proc in (True, False):
+        policy = SandboxPolicy(binds=(), env=(("PATH", "/usr/bin:/bin"),), uid=next_uid(), proc=proc)
+        try:
+            done = subprocess.run(command(policy, ["/bin/true"], tools()), capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SandboxUnavailable(f"bubblewrap could not start: {exc}") from None
+        if done.returncode == 0:
+            if not proc:
+                log.warning("the sandbox cannot mount its own /proc here; workers run without one")
+            return proc
+        detail = (done.stderr.decode(errors="replace").strip().splitlines() or [detail])[-1]
+    raise SandboxUnavailable(
+        f"bubblewrap cannot create the sandbox here ({detail}); in a pod, allow user namespaces "
+        "or give the worker container the capabilities the chart sets (see the README), "
+        "or set TRAINBOX_SANDBOX=off on a development machine"
+    )

@@ -56,17 +56,20 @@ def _near_memory_limit() -> bool:
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     if limit == resource.RLIM_INFINITY:
         return False
-    with open("/proc/self/status") as status:
-        peak = next((int(line.split()[1]) for line in status if line.startswith("VmPeak:")), 0)
+    try:
+        with open("/proc/self/status") as status:
+            peak = next((int(line.split()[1]) for line in status if line.startswith("VmPeak:")), 0)
+    except OSError:  # a sandbox without /proc: the peak resident size is the best we know
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak * 1024 >= 0.9 * limit
 
 
 def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    try:
+        with open("/proc/self/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+    except OSError:  # a sandbox without /proc
+        return 0
 
 
 MAX_REPLY_BYTES = int(os.environ.get("TRAINBOX_MAX_REPLY_BYTES", str(16 * 1024 * 1024)))
