@@ -26,9 +26,7 @@ def load_json(raw: bytes) -> Any:
     a long run of digits is read again by the standard library (the bound checks then refuse such
     integers, as they do on the documented routes)."""
     try:
-        body = orjson.loads(raw)
-        if LONG_DIGITS.search(raw):
-            body = json.loads(raw)
+        body = json.loads(raw) if LONG_DIGITS.search(raw) else orjson.loads(raw)
     except (orjson.JSONDecodeError, ValueError, RecursionError):
         raise invalid("the body is not valid JSON (or nests too deep)") from None
     return body
