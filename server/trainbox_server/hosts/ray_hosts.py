@@ -122,7 +122,8 @@ class HostGroup:
 
     def prepare(self) -> list[NewHost]:
         """Hosts for every slot (alive node x hosts_per_node) without a known one: adopt the one a
-        previous front made, or start a new one under a new name. Blocking; changes nothing shared."""
+        previous front made, or start a new one under a new name. Blocking; of the shared state it only
+        adds to ``dead`` (hosts that did not come up), so it may run in a thread."""
         existing = {slot_of(n): n for n in ray.util.list_named_actors() if n.startswith(HOST_PREFIX)}
         known = {slot_of(n) for n in list(self.handles)}
         started: list[NewHost] = []

@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 class CreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    env_type: str = Field(description="environment family, e.g. 'bfcl' or 'appworld'")
-    task_id: str = Field(min_length=1, description="a task id from GET /v1/environments/{env}/tasks")
+    env_type: str = Field(description="environment family, e.g. 'bfcl' or 'appworld'", examples=["bfcl"])
+    task_id: str = Field(
+        min_length=1, description="a task id from GET /v1/environments/{env}/tasks", examples=["multi_turn_base_0"]
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="family-specific create parameters")
     count: int = Field(
         default=1,
