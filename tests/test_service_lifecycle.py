@@ -61,7 +61,7 @@ def test_admission_control(ray_cluster: RayCluster) -> None:
             assert int(refused.headers["Retry-After"]) >= 1
             assert refused.json()["error"] == {**refused.json()["error"], "kind": "capacity_exceeded", "infra": True}
             too_big = client.post("/v1/instances", json={**BODY, "count": 9})
-            assert too_big.status_code == 400 and "count" in too_big.json()["error"]["message"]
+            assert too_big.status_code == 422 and "count" in too_big.json()["error"]["message"]
             client.delete(f"/v1/instances/{made[0]['instance_id']}")
             time.sleep(1.5)
             assert client.post("/v1/instances", json=BODY).status_code == 200
