@@ -119,21 +119,26 @@ def test_generated_ids() -> None:
 def test_ledger_counts_creates_at_admission_and_settles_on_reports() -> None:
     ledger = LiveLedger()
     a, b = ledger.admit("h1"), ledger.admit("h1")
-    assert ledger.total() == 2  # counted before any report
+    assert ledger.total() == 2 and ledger.in_flight() == 2  # counted before any answer or report
     ledger.completed(a)
-    asked = ledger.asking()
-    ledger.completed(b)  # completed while the report was on its way: may be missing from it
-    ledger.landed(asked, {"h1": 1})
-    assert ledger.live("h1") == 2  # a from the report, b kept (the safe side)
-    ledger.landed(ledger.asking(), {"h1": 2})
-    assert ledger.total() == 2
+    ledger.landed("h1", 1)  # the report came after a's answer: it counts a; b is still in flight
+    assert ledger.live("h1") == 2
+    ledger.completed(b)
+    assert ledger.live("h1") == 2  # b now counted as done until h1's next report
+    ledger.landed("h1", 2)
+    assert ledger.total() == 2 and ledger.in_flight() == 0
     c = ledger.admit("h2")
+    assert ledger.total() == 3
     ledger.failed(c)
     assert ledger.total() == 2
     ledger.released("h1")
-    assert ledger.total() == 1  # a release counts at once
-    ledger.landed(ledger.asking(), {"h1": 1})
-    assert ledger.total() == 1 and ledger.in_flight() == 0
+    assert ledger.total() == 1  # a release counts as its answer arrives
+    ledger.landed("h2", 0)
+    assert ledger.live("h1") == 1  # another host's report settles nothing of h1
+    ledger.landed("h1", 1)
+    assert ledger.total() == 1
+    ledger.forget("h1")
+    assert ledger.total() == 0
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,12 @@ def test_non_standard_json_numbers_are_refused(small: Service, bystander: str) -
         refused(client.post("/v1/instances", content=raw, headers=headers), 422, "idle_ttl")
         step = b'{"action": {"role": "assistant", "content": "[ls()]", "n": %s}}' % (b"9" * 4000)
         refused(client.post(f"/v1/instances/{bystander}/step", content=step, headers=headers), 422, "integer")
+        abyss = b'{"env_type": "bfcl", "task_id": "multi_turn_base_0", "params": {"a": %s}}' % (
+            b"[" * 50_000 + b"]" * 50_000
+        )
+        refused(client.post("/v1/instances", content=abyss, headers=headers), 422, "nests too deep")
+        step = b'{"action": {"role": "assistant", "content": %s}}' % (b"[" * 50_000 + b"]" * 50_000)
+        refused(client.post(f"/v1/instances/{bystander}/step", content=step, headers=headers), 422, "nests too deep")
 
 
 def test_body_size_limit(small: Service, bystander: str) -> None:

@@ -54,7 +54,9 @@ def test_admission_control(ray_cluster: RayCluster) -> None:
     svc = start_service(ray_cluster.address, TRAINBOX_MAX_LIVE="3", TRAINBOX_MAX_GROUP="8")
     try:
         with svc.client() as client:
-            made = [client.post("/v1/instances", json=BODY).json()["instances"][0] for _ in range(3)]
+            answers = [client.post("/v1/instances", json=BODY) for _ in range(3)]
+            assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+            made = [a.json()["instances"][0] for a in answers]
             time.sleep(1.5)  # the front's view of the hosts refreshes every second
             refused = client.post("/v1/instances", json=BODY)
             assert refused.status_code == 429, refused.text

@@ -219,16 +219,26 @@ class HostGroup:
             return reply["result"]
         return reply
 
-    async def loads(self) -> list[HostLoad]:
-        async def one(name: str) -> HostLoad:
-            arch = self.arch.get(name, "unknown")
-            try:
-                stats = await asyncio.wait_for(self.call(name, "stats"), 10)
-                return HostLoad(name, stats["arch"], stats["live"] + stats["creating"], stats["capacity"], True, stats)
-            except (TrainboxError, TimeoutError):
-                return HostLoad(name, arch, 0, 0, alive=False)
+    async def load(self, name: str) -> HostLoad:
+        """One host's counts (over its data channel: see service.admission for why that matters)."""
+        try:
+            stats = await self.call(name, "stats")
+        except TrainboxError:
+            await self._check_alive(name)
+            return HostLoad(name, self.arch.get(name, "unknown"), 0, 0, alive=False)
+        return HostLoad(name, stats["arch"], stats["live"] + stats["creating"], stats["capacity"], True, stats)
 
-        return list(await asyncio.gather(*(one(n) for n in self.names)))
+    async def _check_alive(self, name: str) -> None:
+        """Ask Ray whether a host that did not answer is dead (then forget it: it will be re-created)."""
+        handle = self.handles.get(name)
+        if handle is None:
+            return
+        try:
+            await asyncio.wait_for(handle.ping.remote(), 10)
+        except ray.exceptions.ActorDiedError:
+            self.forget(name)
+        except Exception as exc:  # unreachable or slow for now: asked again at the next refresh
+            log.warning("host %s did not answer: %s", name, type(exc).__name__)
 
     async def find(self, instance_id: str) -> str | None:
         """Which host holds a caller-chosen id (asks every live host)."""

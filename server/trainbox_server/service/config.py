@@ -68,6 +68,7 @@ class ServiceConfig:
             "task_ids": 2 * create + margin,
             "get": margin,
             "has": margin,
+            "stats": 10.0,
             "default": 2 * create + margin,
         }
 

@@ -92,9 +92,15 @@ class SandboxService:
                     await task
 
     async def refresh_loads(self) -> None:
-        asked = self.ledger.asking()
-        self.loads = await self.hosts.loads()
-        self.ledger.landed(asked, {h.name: h.live for h in self.loads if h.alive})
+        async def one(name: str) -> HostLoad:
+            load = await self.hosts.load(name)
+            if load.alive:  # at once, with no await in between: see service.admission
+                self.ledger.landed(name, load.extra["live"])
+            elif name not in self.hosts.handles:
+                self.ledger.forget(name)
+            return load
+
+        self.loads = list(await asyncio.gather(*(one(name) for name in self.hosts.names)))
 
     def serving(self) -> list[HostLoad]:
         """The hosts that answered the last refresh and are still known alive."""
@@ -199,12 +205,19 @@ class SandboxService:
         finally:
             self.creates_in_flight -= count
 
+    async def _create_one(self, home: str, ticket: int, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            made: dict[str, Any] = await self.hosts.call(home, "create", request)
+        except BaseException:
+            self.ledger.failed(ticket)
+            raise
+        self.ledger.completed(ticket)  # as the answer arrives, with no await in between: see service.admission
+        return made
+
     async def _create_group(self, request: dict[str, Any], placed: list[tuple[str, int]]) -> list[dict[str, Any]]:
         results = await asyncio.gather(
-            *(self.hosts.call(home, "create", request) for home, _ in placed), return_exceptions=True
+            *(self._create_one(home, ticket, request) for home, ticket in placed), return_exceptions=True
         )
-        for (_, ticket), result in zip(placed, results, strict=True):
-            (self.ledger.completed if isinstance(result, dict) else self.ledger.failed)(ticket)
         made = [r for r in results if isinstance(r, dict)]
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:  # a group is all or nothing: release what was made
