@@ -34,7 +34,7 @@ def box(trainbox_url: str) -> Iterator[TrainingSandbox]:
         (lambda b: b.create_instance("bfcl", "no_such_task_0"), trainbox.UnknownTask, 404),
         (lambda b: b.create_instance("bfcl", "memory_kv_0"), trainbox.UnsupportedTask, 422),
         (lambda b: b.create_instance("bfcl", "multi_turn_base_0", arch="sparc"), trainbox.BadRequest, 422),
-        (lambda b: b.create_group("bfcl", "multi_turn_base_0", 10_000), trainbox.BadRequest, 400),
+        (lambda b: b.create_group("bfcl", "multi_turn_base_0", 10_000), trainbox.BadRequest, 422),
         (lambda b: b.step("no-such-instance", CALL), trainbox.UnknownInstance, 404),
         (lambda b: b.evaluate("no-such-instance"), trainbox.UnknownInstance, 404),
         (lambda b: b.get_instance("no-such-instance"), trainbox.UnknownInstance, 404),

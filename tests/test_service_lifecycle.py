@@ -54,14 +54,16 @@ def test_admission_control(ray_cluster: RayCluster) -> None:
     svc = start_service(ray_cluster.address, TRAINBOX_MAX_LIVE="3", TRAINBOX_MAX_GROUP="8")
     try:
         with svc.client() as client:
-            made = [client.post("/v1/instances", json=BODY).json()["instances"][0] for _ in range(3)]
+            answers = [client.post("/v1/instances", json=BODY) for _ in range(3)]
+            assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+            made = [a.json()["instances"][0] for a in answers]
             time.sleep(1.5)  # the front's view of the hosts refreshes every second
             refused = client.post("/v1/instances", json=BODY)
             assert refused.status_code == 429, refused.text
             assert int(refused.headers["Retry-After"]) >= 1
             assert refused.json()["error"] == {**refused.json()["error"], "kind": "capacity_exceeded", "infra": True}
             too_big = client.post("/v1/instances", json={**BODY, "count": 9})
-            assert too_big.status_code == 400 and "count" in too_big.json()["error"]["message"]
+            assert too_big.status_code == 422 and "count" in too_big.json()["error"]["message"]
             client.delete(f"/v1/instances/{made[0]['instance_id']}")
             time.sleep(1.5)
             assert client.post("/v1/instances", json=BODY).status_code == 200

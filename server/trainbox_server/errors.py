@@ -6,6 +6,8 @@ TrainboxError                     root; ``kind`` is the wire name, ``status`` th
 │   ├── UnknownSplit              404
 │   ├── UnknownTask               404
 │   ├── UnknownInstance           404  never existed, or released
+│   ├── InvalidRequest            422  a body or parameter outside what is accepted (kind bad_request)
+│   ├── PayloadTooLarge           413  the request body is over the size limit
 │   ├── DuplicateInstance         409  an instance id already in use
 │   ├── InvalidAction             422  no code / unparsable call / wrong arguments
 │   ├── UnsupportedTask           422  exists but cannot run offline (BFCL memory_*, web_search)
@@ -16,10 +18,12 @@ TrainboxError                     root; ``kind`` is the wire name, ``status`` th
 │   └── EpisodeOver               409  step after the episode terminated
 └── InfraError                    not the model's fault: a trainer should drop the rollout
     ├── StepTimeout               504  the call ran past its timeout; its worker was replaced
-    ├── InstanceLost              410  its worker died (exit, kill, memory); the instance is gone
+    ├── InstanceLost              410  its worker or host died (exit, kill, memory); the instance is gone
+    ├── HostTimeout               504  the host did not answer within the call's deadline
     ├── EnvironmentUnavailable    503  family not installed, or its data missing
     ├── CapacityExceeded          429  admission control: retry after ``retry_after`` seconds
-    │   └── Busy                  503  too many creations in flight right now
+    │   ├── Busy                  503  too many creations in flight right now
+    │   └── HostsUnavailable      503  no host serves right now (they are being re-created)
     ├── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
     └── InternalError             500  the service itself failed unexpectedly (logged, no traceback sent)
 """
@@ -63,6 +67,18 @@ class UnknownTask(RequestError):
 class UnknownInstance(RequestError):
     kind = "unknown_instance"
     status = 404
+
+
+class InvalidRequest(RequestError):
+    """A validation failure; the wire kind stays ``bad_request`` (what clients already match on)."""
+
+    kind = "bad_request"
+    status = 422
+
+
+class PayloadTooLarge(RequestError):
+    kind = "payload_too_large"
+    status = 413
 
 
 class DuplicateInstance(RequestError):
@@ -121,6 +137,11 @@ class InstanceLost(InfraError):
     status = 410
 
 
+class HostTimeout(InfraError):
+    kind = "host_timeout"
+    status = 504
+
+
 class EnvironmentUnavailable(InfraError):
     kind = "environment_unavailable"
     status = 503
@@ -137,6 +158,11 @@ class CapacityExceeded(InfraError):
 
 class Busy(CapacityExceeded):
     kind = "busy"
+    status = 503
+
+
+class HostsUnavailable(CapacityExceeded):
+    kind = "hosts_unavailable"
     status = 503
 
 

@@ -13,27 +13,62 @@ import asyncio
 import hmac
 import itertools
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from trainbox_server.errors import InstanceLost
-from trainbox_server.runtime.framing import HEADER, decode_length
+from trainbox_server.errors import HostTimeout, InstanceLost, InternalError, InvalidRequest, PayloadTooLarge
+from trainbox_server.runtime.framing import HEADER, MAX_FRAME, FrameError
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
+# Both sides write ``{"id": <int>, ...}`` first (orjson keeps insertion order): a frame that does not parse
+# still names the request it answers, so that request fails and the stream goes on.
+FRAME_ID = re.compile(rb'\{"id":(\d{1,18})[,}]')
+DISCARD_CHUNK = 1 << 20
 
 
 def _frame(message: Any) -> bytes:
+    """One frame; TypeError (orjson.JSONEncodeError) when the message cannot be encoded, FrameError when
+    it is over the frame limit."""
     body = orjson.dumps(message)
+    if len(body) > MAX_FRAME:
+        raise FrameError(f"a message of {len(body)} bytes is over the {MAX_FRAME}-byte frame limit")
     return HEADER.pack(len(body)) + body
 
 
+def frame_id(body: bytes) -> int | None:
+    """The request id a frame carries, read without parsing it (None: not there)."""
+    match = FRAME_ID.match(body)
+    return int(match.group(1)) if match else None
+
+
+async def _read_body(reader: asyncio.StreamReader) -> bytes | None:
+    """The next frame's body; None when it was over the limit (read and dropped: the stream stays in step)."""
+    (length,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+    if length <= MAX_FRAME:
+        return await reader.readexactly(length)
+    log.warning("dropped a frame of %d bytes (limit %d)", length, MAX_FRAME)
+    while length:
+        length -= len(await reader.readexactly(min(length, DISCARD_CHUNK)))
+    return None
+
+
 async def _read(reader: asyncio.StreamReader) -> Any:
-    length = decode_length(await reader.readexactly(HEADER.size))
-    return orjson.loads(await reader.readexactly(length))
+    body = await _read_body(reader)
+    if body is None:
+        raise FrameError("frame over the limit")
+    return orjson.loads(body)
+
+
+def error_reply(request_id: int, error: Exception) -> dict[str, Any]:
+    """The envelope a host method would have answered with for ``error``."""
+    kind = getattr(error, "kind", InternalError.kind)
+    message = getattr(error, "message", None) or f"{type(error).__name__} on the host; see its log"
+    return {"id": request_id, "reply": {"ok": False, "error": {"kind": kind, "message": message, "infra": True}}}
 
 
 class Outbox:
@@ -76,24 +111,55 @@ class ChannelServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             hello = await _read(reader)
-            if not hmac.compare_digest(str(hello.get("secret", "")), self.secret):
+            if not isinstance(hello, dict) or not hmac.compare_digest(str(hello.get("secret", "")), self.secret):
                 return
             outbox = Outbox(writer)
             while True:
-                request = await _read(reader)
-                asyncio.create_task(self._answer(request, outbox))  # noqa: RUF006 - answered on the stream
-        except (asyncio.IncompleteReadError, ConnectionError):
+                body = await _read_body(reader)
+                if body is not None:
+                    self._dispatch(body, outbox)
+        except (asyncio.IncompleteReadError, ConnectionError, FrameError, orjson.JSONDecodeError):
             pass
         finally:
             writer.close()
 
+    def _dispatch(self, body: bytes, outbox: Outbox) -> None:
+        """Start answering one request frame; a frame that does not parse fails that request only."""
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            request = None
+        if not isinstance(request, dict) or not isinstance(request.get("id"), int):
+            request_id = frame_id(body)
+            if request_id is not None:
+                outbox.send(_frame(error_reply(request_id, InternalError("the host could not read the request"))))
+            else:
+                log.warning("dropped an unreadable frame of %d bytes", len(body))
+            return
+        asyncio.create_task(self._answer(request, outbox))  # noqa: RUF006 - answered on the stream
+
     async def _answer(self, request: dict[str, Any], outbox: Outbox) -> None:
-        method = self.methods.get(request.get("method", ""))
-        if method is None:
-            reply: Any = {"ok": False, "error": {"kind": "bad_request", "message": "unknown host method"}}
-        else:
-            reply = await method(*request.get("args", ()))
-        outbox.send(_frame({"id": request["id"], "reply": reply}))
+        """Answer one request, whatever happens: a method that raises or a reply that cannot be sent
+        becomes that request's typed error."""
+        request_id: int = request["id"]
+        method = self.methods.get(str(request.get("method", "")))
+        args = request.get("args", ())
+        try:
+            if method is None or not isinstance(args, list | tuple):
+                reply: Any = {"ok": False, "error": {"kind": "bad_request", "message": "unknown host method"}}
+            else:
+                reply = await method(*args)
+        except Exception as exc:
+            log.exception("host method %s failed", request.get("method"))
+            outbox.send(_frame(error_reply(request_id, InternalError(f"the host failed ({type(exc).__name__})"))))
+            return
+        try:
+            frame = _frame({"id": request_id, "reply": reply})
+        except (TypeError, FrameError) as exc:
+            log.warning("reply to %s could not be sent: %s", request.get("method"), exc)
+            error = InternalError(f"the host's reply could not be sent ({exc})")
+            frame = _frame(error_reply(request_id, error))
+        outbox.send(frame)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -128,31 +194,39 @@ class ChannelClient:
             self._reader_task = asyncio.create_task(self._read_replies(reader))
             return writer
 
-    async def call(self, method: str, *args: Any) -> Any:
-        writer = self._writer if self._writer is not None and not self._writer.is_closing() else await self._connect()
+    async def call(self, method: str, *args: Any, deadline: float = 300.0) -> Any:
+        """Send one request and wait for its reply, at most ``deadline`` seconds (then HostTimeout)."""
         request_id = next(self._ids)
+        try:
+            frame = _frame({"id": request_id, "method": method, "args": args})
+        except TypeError as exc:
+            raise InvalidRequest(f"invalid request: the request cannot be encoded as JSON ({exc})") from None
+        except FrameError as exc:
+            raise PayloadTooLarge(f"the request is too large to forward: {exc}") from None
+        writer = self._writer if self._writer is not None and not self._writer.is_closing() else await self._connect()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
             assert self._outbox is not None
-            self._outbox.send(_frame({"id": request_id, "method": method, "args": args}))
+            self._outbox.send(frame)
             if writer.transport.get_write_buffer_size() > 1 << 20:
                 await writer.drain()
-            return await future
+            return await asyncio.wait_for(future, deadline)
+        except TimeoutError:
+            raise HostTimeout(f"host {self.host_name} did not answer {method} within {deadline:g} s") from None
         finally:
             self._pending.pop(request_id, None)
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                message = await _read(reader)
-                future = self._pending.get(message["id"])
-                if future is not None and not future.done():
-                    future.set_result(message["reply"])
+                body = await _read_body(reader)
+                if body is not None:
+                    self._deliver(body)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception:
-            log.exception("unreadable reply from host %s", self.host_name)
+            log.exception("the stream from host %s broke", self.host_name)
         lost = InstanceLost(f"the connection to host {self.host_name} closed")
         for future in self._pending.values():
             if not future.done():
@@ -161,8 +235,32 @@ class ChannelClient:
             self._writer.close()
         self._writer = None
 
-    async def close(self) -> None:
+    def _deliver(self, body: bytes) -> None:
+        """Resolve the request a reply answers; an unreadable reply fails that request only."""
+        try:
+            message = orjson.loads(body)
+            future = self._pending.get(message["id"])
+            reply = message["reply"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            request_id = frame_id(body)
+            log.warning("unreadable reply from host %s (request %s)", self.host_name, request_id)
+            future = self._pending.get(request_id) if request_id is not None else None
+            if future is not None and not future.done():
+                future.set_exception(InternalError(f"the reply from host {self.host_name} could not be read"))
+            return
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def close_now(self) -> None:
+        """Close the connection; calls still waiting fail with InstanceLost."""
         if self._writer is not None:
             self._writer.close()
         if self._reader_task is not None:
             self._reader_task.cancel()
+        lost = InstanceLost(f"host {self.host_name} is gone")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(lost)
+
+    async def close(self) -> None:
+        self.close_now()

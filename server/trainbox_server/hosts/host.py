@@ -33,7 +33,7 @@ from trainbox_server.runtime.worker import release_memory
 log = logging.getLogger(__name__)
 REQUEST_MEMORY = 8  # step results remembered per instance, for retried request ids
 # The calls that carry traffic go over the data channel (see hosts.channel); the rest over Ray.
-CHANNEL_METHODS = ("create", "step", "evaluate", "release", "get", "info", "has", "task_ids")
+CHANNEL_METHODS = ("create", "step", "evaluate", "release", "get", "info", "has", "task_ids", "stats")
 
 
 @dataclass

@@ -6,17 +6,49 @@ No I/O here: the host actor and the front call these and act on the answers.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 ID_SEPARATOR = "--"
+HOST_PREFIX = "host-"  # every host name starts with it; caller-chosen ids may not (see caller_id_problem)
 RELEASE_REASONS = ("explicit", "idle", "lifetime", "lost")
+MAX_ID_CHARS = 200
+CALLER_ID = re.compile(r"[A-Za-z0-9._:-]+")
+GENERATED_ID = re.compile(rf"{HOST_PREFIX}[A-Za-z0-9._:-]+?{ID_SEPARATOR}[0-9a-f]{{32}}")
 
 
 def new_instance_id(host: str) -> str:
     """A fresh id that names its host, so any front can route it without shared state."""
     return f"{host}{ID_SEPARATOR}{uuid.uuid4().hex}"
+
+
+def is_generated_id(instance_id: str) -> bool:
+    """Whether an id has the generated format (``host-...--<32 hex>``): it names the host that made it."""
+    return GENERATED_ID.fullmatch(instance_id) is not None
+
+
+def caller_id_problem(instance_id: object) -> str | None:
+    """What is wrong with a caller-chosen instance id (None: acceptable).
+
+    Accepted: a string of 1-200 characters from ``A-Z a-z 0-9 . _ : -`` not starting with ``host-`` (that
+    prefix is the generated ids', which name their host: a caller must not be able to take one).
+    """
+    if not isinstance(instance_id, str):
+        return f"must be a string, got {type(instance_id).__name__}"
+    if not 1 <= len(instance_id) <= MAX_ID_CHARS:
+        return f"must have 1 to {MAX_ID_CHARS} characters, got {len(instance_id)}"
+    if CALLER_ID.fullmatch(instance_id) is None:
+        return "may only contain letters, digits and . _ : -"
+    if instance_id.startswith(HOST_PREFIX):
+        return f"may not start with {HOST_PREFIX!r} (reserved for generated ids)"
+    return None
+
+
+def could_exist(instance_id: str) -> bool:
+    """Whether an id could name an instance at all (generated or caller-chosen): others need no lookup."""
+    return is_generated_id(instance_id) or caller_id_problem(instance_id) is None
 
 
 def host_of(instance_id: str, hosts: list[str]) -> str | None:
@@ -77,9 +109,9 @@ def choose_host(loads: list[HostLoad], arch: str | None) -> HostLoad | None:
 
 
 def validate_ttl(value: float | None, default: float, name: str, upper: float) -> float:
-    """A per-instance override of a TTL: positive and at most the service's ceiling."""
+    """A per-instance override of a TTL: a finite number, positive and at most the service's ceiling."""
     if value is None:
         return default
-    if not 0 < value <= upper:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= upper:
         raise ValueError(f"{name} must be in (0, {upper:g}] seconds, got {value!r}")
     return float(value)

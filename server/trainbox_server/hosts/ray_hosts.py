@@ -1,17 +1,23 @@
 """The hosts on Ray: start or join Ray, place one host actor per Ray node (its architecture read from the
-node's ``trainbox.dev/arch`` label), find existing hosts after a front restart, and call them.
+node's ``trainbox.dev/arch`` label), find existing hosts after a front restart, re-create dead ones, and
+call them.
 
 Hosts are named, detached actors in the ``trainbox`` namespace: they outlive the front that made them,
-so a restarted front finds them (and their instances) again by name.
+so a restarted front joining the same Ray finds them (and their instances) again by name. A host slot
+(node, index) gets a fresh name each time its host is re-created (a random incarnation suffix): ids of a
+dead host's instances then name a host that no longer exists and answer ``instance_lost``, never another
+host's ``unknown_instance``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import platform
-from dataclasses import asdict
+import uuid
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import ray
@@ -20,12 +26,12 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from trainbox_server.errors import CapacityExceeded, InstanceLost, TrainboxError, UnknownEnvironment
 from trainbox_server.hosts.channel import ChannelClient
 from trainbox_server.hosts.host import CHANNEL_METHODS, HostSettings, InstanceHost
-from trainbox_server.hosts.lifecycle import HostLoad
+from trainbox_server.hosts.lifecycle import HOST_PREFIX, HostLoad
 
 log = logging.getLogger(__name__)
 NAMESPACE = "trainbox"
 ARCH_LABEL = "trainbox.dev/arch"
-HOST_PREFIX = "host-"
+PING_TIMEOUT = 120.0  # a new host starts its warm pools before it answers its first ping
 # Ray 2.60 rewrites exactly "127.0.0.1" / "localhost" to the machine's interface address (its GCS, raylets
 # and drivers then talk over that interface); any other loopback address is kept as given.
 LOOPBACK_NODE_IP = "127.0.0.2"
@@ -76,8 +82,26 @@ def raise_error(error: dict[str, Any]) -> None:
     raise cls(error.get("message", "error"))
 
 
+@dataclass
+class NewHost:
+    name: str
+    arch: str
+    handle: Any
+    channel: dict[str, str] | None = None
+
+
+def slot_name(arch: str, node_id: str, index: int) -> str:
+    """The stable part of a host's name: its architecture, node and index on the node."""
+    return f"{HOST_PREFIX}{arch}-{node_id[:10]}-{index}"
+
+
+def slot_of(name: str) -> str:
+    """The slot a host name belongs to (its name without the incarnation suffix)."""
+    return name.rsplit("-", 1)[0]
+
+
 class HostGroup:
-    """The front's view of the hosts: handles by name, with their architecture."""
+    """The front's view of the hosts: handles by name, with their architecture, and the names known dead."""
 
     def __init__(self, settings: HostSettings, hosts_per_node: int = 1) -> None:
         self.settings = settings
@@ -85,67 +109,136 @@ class HostGroup:
         self.handles: dict[str, Any] = {}
         self.arch: dict[str, str] = {}
         self.channels: dict[str, ChannelClient] = {}
+        self.dead: set[str] = set()
+        self.deadlines: dict[str, float] = {}  # per method, see deadline()
 
-    def ensure_hosts(self) -> None:
-        """One host per alive node (times hosts_per_node): reuse by name, create what is missing."""
+    def ensure_hosts(self) -> list[str]:
+        """One live host per slot; blocking (for set-up). Returns the names of the hosts it added."""
+        return self.install(self.prepare())
+
+    async def ensure_hosts_async(self) -> list[str]:
+        """The same from the event loop: Ray's blocking calls run in a thread, the maps change here."""
+        return self.install(await asyncio.to_thread(self.prepare))
+
+    def prepare(self) -> list[NewHost]:
+        """Hosts for every slot (alive node x hosts_per_node) without a known one: adopt the one a
+        previous front made, or start a new one under a new name. Blocking; of the shared state it only
+        adds to ``dead`` (hosts that did not come up), so it may run in a thread."""
+        existing = {slot_of(n): n for n in ray.util.list_named_actors() if n.startswith(HOST_PREFIX)}
+        known = {slot_of(n) for n in list(self.handles)}
+        started: list[NewHost] = []
         for node in ray.nodes():
             if not node.get("Alive"):
                 continue
             arch = node.get("Labels", {}).get(ARCH_LABEL, local_arch())
             for index in range(self.hosts_per_node):
-                name = f"{HOST_PREFIX}{arch}-{node['NodeID'][:10]}-{index}"
-                if name in self.handles:
+                slot = slot_name(arch, node["NodeID"], index)
+                if slot in known:
                     continue
-                node_ip = node.get("NodeManagerAddress") or LOOPBACK_NODE_IP
-                settings = HostSettings(**{**asdict(self.settings), "name": name, "arch": arch, "channel_ip": node_ip})
-                self.handles[name] = HostActor.options(
-                    name=name,
-                    lifetime="detached",
-                    get_if_exists=True,
-                    num_cpus=0,
-                    max_concurrency=100_000,
-                    max_restarts=0,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-                ).remote(settings)
-                self.arch[name] = arch
-        names = list(self.handles)
-        for name, reply in zip(names, ray.get([self.handles[n].ping.remote() for n in names]), strict=True):
-            channel = reply["result"]["channel"]
-            if name not in self.channels:
-                self.channels[name] = ChannelClient(name, channel["address"], channel["secret"])
+                name = existing.get(slot)
+                if name is None or name in self.dead:
+                    name = f"{slot}-{uuid.uuid4().hex[:6]}"
+                started.append(self._start(name, arch, node))
+        return [host for host in started if self._ping(host)]
+
+    def _start(self, name: str, arch: str, node: dict[str, Any]) -> NewHost:
+        node_ip = node.get("NodeManagerAddress") or LOOPBACK_NODE_IP
+        settings = HostSettings(**{**asdict(self.settings), "name": name, "arch": arch, "channel_ip": node_ip})
+        handle = HostActor.options(
+            name=name,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_concurrency=100_000,
+            max_restarts=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+        ).remote(settings)
+        return NewHost(name, arch, handle)
+
+    def _ping(self, host: NewHost) -> bool:
+        """Ping a new host (which starts it) and learn its channel; False when it does not come up."""
+        try:
+            reply = ray.get(host.handle.ping.remote(), timeout=PING_TIMEOUT)
+        except Exception as exc:  # dead before it served, or stuck: the next round makes another
+            log.warning("host %s did not start: %s", host.name, exc)
+            self.dead.add(host.name)
+            with contextlib.suppress(Exception):
+                ray.kill(host.handle)
+            return False
+        host.channel = reply["result"]["channel"]
+        return True
+
+    def install(self, hosts: list[NewHost]) -> list[str]:
+        for host in hosts:
+            assert host.channel is not None
+            self.handles[host.name] = host.handle
+            self.arch[host.name] = host.arch
+            self.channels[host.name] = ChannelClient(host.name, host.channel["address"], host.channel["secret"])
+        return [host.name for host in hosts]
+
+    def forget(self, name: str) -> None:
+        """Drop a dead host: its name stays known as dead, so its instances' ids answer instance_lost."""
+        self.dead.add(name)
+        self.handles.pop(name, None)
+        self.arch.pop(name, None)
+        channel = self.channels.pop(name, None)
+        if channel is not None:
+            channel.close_now()
 
     @property
     def names(self) -> list[str]:
         return sorted(self.handles)
 
+    def deadline(self, method: str, args: tuple[Any, ...]) -> float:
+        """How long the front waits for a host's answer: the step's own timeout (when given) or the
+        method's configured deadline, plus a margin for the host to notice and answer."""
+        if method == "step" and len(args) >= 4 and isinstance(args[3], int | float):
+            return float(args[3]) + self.deadlines.get("margin", 30.0)
+        return self.deadlines.get(method, self.deadlines.get("default", 300.0))
+
     async def call(self, host: str, method: str, *args: Any) -> Any:
-        """Call a host method; unwrap its envelope; a dead host becomes InstanceLost."""
+        """Call a host method; unwrap its envelope; a dead or unknown host becomes InstanceLost."""
         handle = self.handles.get(host)
         if handle is None:
-            raise InstanceLost(f"host {host!r} is not known to this service")
+            why = "is gone (it died; it was re-created under a new name)" if host in self.dead else "is not known"
+            raise InstanceLost(f"host {host!r} {why}: its instances are lost")
         try:
             channel = self.channels.get(host)
             if channel is not None and method in CHANNEL_METHODS:
-                reply = await channel.call(method, *args)
+                reply = await channel.call(method, *args, deadline=self.deadline(method, args))
             else:
                 reply = await getattr(handle, method).remote(*args)
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+        except ray.exceptions.ActorDiedError as exc:
+            self.forget(host)
             raise InstanceLost(f"host {host} is gone ({type(exc).__name__})") from None
+        except ray.exceptions.RayActorError as exc:
+            raise InstanceLost(f"host {host} is unreachable ({type(exc).__name__})") from None
         if isinstance(reply, dict) and "ok" in reply:
             if not reply["ok"]:
                 raise_error(reply["error"])
             return reply["result"]
         return reply
 
-    async def loads(self) -> list[HostLoad]:
-        async def one(name: str) -> HostLoad:
-            try:
-                stats = await asyncio.wait_for(self.call(name, "stats"), 10)
-                return HostLoad(name, stats["arch"], stats["live"] + stats["creating"], stats["capacity"], True, stats)
-            except (TrainboxError, TimeoutError):
-                return HostLoad(name, self.arch[name], 0, 0, alive=False)
+    async def load(self, name: str) -> HostLoad:
+        """One host's counts (over its data channel: see service.admission for why that matters)."""
+        try:
+            stats = await self.call(name, "stats")
+        except TrainboxError:
+            await self._check_alive(name)
+            return HostLoad(name, self.arch.get(name, "unknown"), 0, 0, alive=False)
+        return HostLoad(name, stats["arch"], stats["live"] + stats["creating"], stats["capacity"], True, stats)
 
-        return list(await asyncio.gather(*(one(n) for n in self.names)))
+    async def _check_alive(self, name: str) -> None:
+        """Ask Ray whether a host that did not answer is dead (then forget it: it will be re-created)."""
+        handle = self.handles.get(name)
+        if handle is None:
+            return
+        try:
+            await asyncio.wait_for(handle.ping.remote(), 10)
+        except ray.exceptions.ActorDiedError:
+            self.forget(name)
+        except Exception as exc:  # unreachable or slow for now: asked again at the next refresh
+            log.warning("host %s did not answer: %s", name, type(exc).__name__)
 
     async def find(self, instance_id: str) -> str | None:
         """Which host holds a caller-chosen id (asks every live host)."""

@@ -12,9 +12,20 @@ from typing import Any
 from fastapi import APIRouter
 
 from trainbox_server.errors import RequestError
+from trainbox_server.service import bounds
 from trainbox_server.service.api_v1 import FastJSON, Service
 from trainbox_server.service.metrics import timed
 from trainbox_server.service.models import CompatRequest
+from trainbox_server.service.schemas import (
+    ON_HOSTS,
+    CompatCreate,
+    CompatEvaluate,
+    CompatInfo,
+    CompatRelease,
+    CompatStep,
+    CompatTaskIds,
+    answers,
+)
 
 router = APIRouter(tags=["reference-compatible"], default_response_class=FastJSON)
 
@@ -33,13 +44,22 @@ def _message(messages: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
     return messages
 
 
-@router.post("/get_env_profile", summary="Task ids of params.split (reference protocol)")
+@router.post(
+    "/get_env_profile",
+    summary="Task ids of params.split (reference protocol)",
+    **answers(CompatTaskIds, ON_HOSTS, compat=True),
+)
 async def get_env_profile(service: Service, body: CompatRequest) -> dict[str, Any]:
     env_type = _require(body.env_type, "env_type")
-    return {"success": True, "data": await service.task_ids(env_type, body.params.get("split", "train"))}
+    return {
+        "success": True,
+        "data": await service.task_ids(env_type, bounds.check_split(body.params.get("split", "train"))),
+    }
 
 
-@router.post("/create", summary="Create an instance (reference protocol)")
+@router.post(
+    "/create", summary="Create an instance (reference protocol)", **answers(CompatCreate, ON_HOSTS, compat=True)
+)
 async def create(service: Service, body: CompatRequest) -> dict[str, Any]:
     env_type = _require(body.env_type, "env_type")
     request = {
@@ -53,7 +73,7 @@ async def create(service: Service, body: CompatRequest) -> dict[str, Any]:
     return {"success": True, "data": {"state": made["state"], "info": made["info"]}}
 
 
-@router.post("/step", summary="Step an instance (reference protocol)")
+@router.post("/step", summary="Step an instance (reference protocol)", **answers(CompatStep, ON_HOSTS, compat=True))
 async def step(service: Service, body: CompatRequest) -> dict[str, Any]:
     instance_id = _require(body.instance_id, "instance_id")
     async with timed("step") as timing:
@@ -62,7 +82,9 @@ async def step(service: Service, body: CompatRequest) -> dict[str, Any]:
     return {"success": True, "data": result}
 
 
-@router.post("/evaluate", summary="Evaluate an instance (reference protocol)")
+@router.post(
+    "/evaluate", summary="Evaluate an instance (reference protocol)", **answers(CompatEvaluate, ON_HOSTS, compat=True)
+)
 async def evaluate(service: Service, body: CompatRequest) -> dict[str, Any]:
     instance_id = _require(body.instance_id, "instance_id")
     async with timed("evaluate") as timing:
@@ -73,12 +95,18 @@ async def evaluate(service: Service, body: CompatRequest) -> dict[str, Any]:
     return {"success": True, "data": {"reward": result["reward"], **result["details"]}}
 
 
-@router.post("/get_info", summary="Tools and task info of an instance (reference protocol)")
+@router.post(
+    "/get_info",
+    summary="Tools and task info of an instance (reference protocol)",
+    **answers(CompatInfo, ON_HOSTS, compat=True),
+)
 async def get_info(service: Service, body: CompatRequest) -> dict[str, Any]:
     return {"success": True, "data": await service.info(_require(body.instance_id, "instance_id"))}
 
 
-@router.post("/release", summary="Release an instance (reference protocol)")
+@router.post(
+    "/release", summary="Release an instance (reference protocol)", **answers(CompatRelease, ON_HOSTS, compat=True)
+)
 async def release(service: Service, body: CompatRequest) -> dict[str, Any]:
     released = await service.release(_require(body.instance_id, "instance_id"))
     return {"success": released, "data": None}

@@ -5,11 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
 from trainbox_server.service.core import SandboxService
 from trainbox_server.service.metrics import timed
 from trainbox_server.service.models import CreateRequest, EvaluateRequest, StepRequest
+from trainbox_server.service.schemas import (
+    LOCAL,
+    ON_HOSTS,
+    EnvironmentsResponse,
+    EvaluateResponse,
+    HostsResponse,
+    InstancesResponse,
+    Lease,
+    ReleaseResponse,
+    StepResponse,
+    TasksResponse,
+    answers,
+)
 
 
 async def get_service(request: Request) -> SandboxService:
@@ -18,8 +32,9 @@ async def get_service(request: Request) -> SandboxService:
     return service
 
 
-class FastJSON(Response):
-    """JSON via orjson, skipping FastAPI's generic encoder: the step/create hot path returns plain dicts."""
+class FastJSON(JSONResponse):
+    """JSON via orjson, skipping FastAPI's generic encoder: the step/create hot path returns plain dicts.
+    (A JSONResponse, so that the schema documents the route's models, not a string.)"""
 
     media_type = "application/json"
 
@@ -31,12 +46,16 @@ Service = Annotated[SandboxService, Depends(get_service)]
 router = APIRouter(prefix="/v1", tags=["v1"], default_response_class=FastJSON)
 
 
-@router.get("/environments", summary="Environment families served here")
+@router.get("/environments", summary="Environment families served here", **answers(EnvironmentsResponse, LOCAL))
 async def environments(service: Service) -> dict[str, Any]:
     return {"environments": service.environments()}
 
 
-@router.get("/hosts", summary="The instance hosts: architecture, live instances, worker processes")
+@router.get(
+    "/hosts",
+    summary="The instance hosts: architecture, live instances, worker processes",
+    **answers(HostsResponse, LOCAL),
+)
 async def hosts(service: Service) -> dict[str, Any]:
     await service.refresh_loads()
     return {
@@ -44,24 +63,32 @@ async def hosts(service: Service) -> dict[str, Any]:
     }
 
 
-@router.get("/environments/{env_type}/tasks", summary="Task ids of a split")
+@router.get("/environments/{env_type}/tasks", summary="Task ids of a split", **answers(TasksResponse, ON_HOSTS))
 async def tasks(service: Service, env_type: str, split: Annotated[str, Query()] = "train") -> dict[str, Any]:
     return {"env_type": env_type, "split": split, "task_ids": await service.task_ids(env_type, split)}
 
 
-@router.post("/instances", summary="Create an instance, or a group of `count` instances of one task")
+@router.post(
+    "/instances",
+    summary="Create an instance, or a group of `count` instances of one task",
+    **answers(InstancesResponse, ON_HOSTS),
+)
 async def create(service: Service, body: CreateRequest) -> dict[str, Any]:
     async with timed("create", body.env_type):
         made = await service.create(body.model_dump())
     return {"instances": [{k: v for k, v in m.items() if k != "host"} for m in made]}
 
 
-@router.get("/instances/{instance_id}", summary="An instance's lease and progress")
+@router.get("/instances/{instance_id}", summary="An instance's lease and progress", **answers(Lease, ON_HOSTS))
 async def get(service: Service, instance_id: str) -> dict[str, Any]:
     return await service.get(instance_id)
 
 
-@router.post("/instances/{instance_id}/step", summary="Run the assistant message in the environment")
+@router.post(
+    "/instances/{instance_id}/step",
+    summary="Run the assistant message in the environment",
+    **answers(StepResponse, ON_HOSTS),
+)
 async def step(service: Service, instance_id: str, body: StepRequest) -> dict[str, Any]:
     async with timed("step") as timing:
         result = await service.step(instance_id, body.action, body.request_id, body.timeout)
@@ -69,7 +96,11 @@ async def step(service: Service, instance_id: str, body: StepRequest) -> dict[st
     return result
 
 
-@router.post("/instances/{instance_id}/evaluate", summary="The reward (and the checker's details)")
+@router.post(
+    "/instances/{instance_id}/evaluate",
+    summary="The reward (and the checker's details)",
+    **answers(EvaluateResponse, ON_HOSTS),
+)
 async def evaluate(service: Service, instance_id: str, body: EvaluateRequest) -> dict[str, Any]:
     async with timed("evaluate") as timing:
         result = await service.evaluate(instance_id, body.params)
@@ -77,6 +108,6 @@ async def evaluate(service: Service, instance_id: str, body: EvaluateRequest) ->
     return result
 
 
-@router.delete("/instances/{instance_id}", summary="Release an instance")
+@router.delete("/instances/{instance_id}", summary="Release an instance", **answers(ReleaseResponse, ON_HOSTS))
 async def release(service: Service, instance_id: str) -> dict[str, Any]:
     return {"released": await service.release(instance_id), "reason": "explicit"}

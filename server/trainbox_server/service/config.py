@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainbox_server.runtime.pool import FamilyConfig
+from trainbox_server.service.bounds import InputLimits
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"TRAINBOX_{name}", default)
@@ -31,6 +34,43 @@ class ServiceConfig:
     token: str | None = None  # TRAINBOX_TOKEN or TRAINBOX_TOKEN_FILE: bearer token; unset: no auth
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # TRAINBOX_FAMILIES (JSON)
     sweep_interval: float = 1.0
+    # Input bounds (see service.bounds and the README's "Limits"):
+    max_body_bytes: int = 4 * 1024 * 1024  # TRAINBOX_MAX_BODY_BYTES: a larger body is refused with 413
+    max_json_depth: int = 64  # TRAINBOX_MAX_JSON_DEPTH (at most 200)
+    max_string_chars: int = 1024 * 1024  # TRAINBOX_MAX_STRING_CHARS: the longest string in params/action
+    max_int_digits: int = 18  # TRAINBOX_MAX_INT_DIGITS (at most 18: integers must fit in 64 bits)
+    min_step_timeout: float = 1.0  # TRAINBOX_MIN_STEP_TIMEOUT: a client step timeout below it is refused
+    host_call_margin: float = 30.0  # TRAINBOX_HOST_CALL_MARGIN: how long past a call's own timeout to wait
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            max_body_bytes=self.max_body_bytes,
+            max_depth=self.max_json_depth,
+            max_string_chars=self.max_string_chars,
+            max_int_digits=self.max_int_digits,
+            min_step_timeout=self.min_step_timeout,
+        )
+
+    def host_deadlines(self) -> dict[str, float]:
+        """How long the front waits for each host method before answering ``host_timeout`` (504): the
+        longest the host itself may take (the families' timeouts, see runtime.pool) plus a margin."""
+        defaults = FamilyConfig("")
+        step = max([defaults.step_timeout, *(float(f.get("step_timeout", 0)) for f in self.families.values())])
+        create = max([defaults.create_timeout, *(float(f.get("create_timeout", 0)) for f in self.families.values())])
+        margin = self.host_call_margin
+        return {
+            "margin": margin,
+            "step": step + margin,
+            "evaluate": 2 * step + margin,
+            "info": step + margin,
+            "release": step + margin,
+            "create": 2 * create + margin,
+            "task_ids": 2 * create + margin,
+            "get": margin,
+            "has": margin,
+            "stats": 10.0,
+            "default": 2 * create + margin,
+        }
 
     @classmethod
     def from_env(cls) -> ServiceConfig:
@@ -51,4 +91,10 @@ class ServiceConfig:
             max_group=int(_env("MAX_GROUP", "64")),
             token=token or None,
             families=json.loads(_env("FAMILIES", "{}")),
+            max_body_bytes=int(_env("MAX_BODY_BYTES", str(4 * 1024 * 1024))),
+            max_json_depth=int(_env("MAX_JSON_DEPTH", "64")),
+            max_string_chars=int(_env("MAX_STRING_CHARS", str(1024 * 1024))),
+            max_int_digits=int(_env("MAX_INT_DIGITS", "18")),
+            min_step_timeout=float(_env("MIN_STEP_TIMEOUT", "1")),
+            host_call_margin=float(_env("HOST_CALL_MARGIN", "30")),
         )

@@ -1,4 +1,5 @@
-"""The front's logic, free of HTTP: admission, placement, routing to hosts, groups, caches.
+"""The front's logic, free of HTTP: input bounds, admission, placement, routing to hosts, groups, caches,
+and re-creating hosts that died.
 
 Routing needs no state of its own: generated instance ids name their host; caller-chosen ids live on the
 host their hash picks (or, after the host set changed, on whichever host answers ``has``).
@@ -8,30 +9,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 from typing import Any
 
 from trainbox_server.envs.base import SPLITS
 from trainbox_server.errors import (
     Busy,
     CapacityExceeded,
-    RequestError,
+    HostsUnavailable,
+    InstanceLost,
     UnavailableArchitecture,
     UnknownEnvironment,
     UnknownInstance,
 )
 from trainbox_server.hosts.host import HostSettings
-from trainbox_server.hosts.lifecycle import HostLoad, choose_host, host_for_custom_id, host_of
+from trainbox_server.hosts.lifecycle import (
+    ID_SEPARATOR,
+    HostLoad,
+    choose_host,
+    could_exist,
+    host_for_custom_id,
+    is_generated_id,
+)
 from trainbox_server.hosts.ray_hosts import HostGroup, start_ray
 from trainbox_server.runtime.worker import release_memory
+from trainbox_server.service import bounds
+from trainbox_server.service.admission import LiveLedger
 from trainbox_server.service.config import ServiceConfig
 
 log = logging.getLogger(__name__)
+RECREATE_EVERY = 30.0  # seconds between looks for new Ray nodes (dead hosts are replaced at once)
+NO_HOST_RETRY = 2.0  # Retry-After while no host serves
 
 
 class SandboxService:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
+        self.limits = config.input_limits()
         settings = HostSettings(
             name="",
             idle_ttl=config.idle_ttl,
@@ -42,12 +58,17 @@ class SandboxService:
             families=config.families,
         )
         self.hosts = HostGroup(settings, config.hosts_per_node)
+        self.hosts.deadlines = config.host_deadlines()
         self.families: list[str] = []
         self.loads: list[HostLoad] = []
+        self.ledger = LiveLedger()
         self.creates_in_flight = 0
         self._routes: dict[str, str] = {}
         self._tasks: dict[tuple[str, str], list[str]] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._recreator: asyncio.Task[None] | None = None
+        self._recreated_at = 0.0
+        self._dead_seen = 0
         self.ready = False
 
     def start(self) -> None:
@@ -57,19 +78,33 @@ class SandboxService:
 
     async def start_async(self) -> None:
         await asyncio.to_thread(self.start)
+        self._recreated_at = time.monotonic()
         self.families = await self.hosts.call(self.hosts.names[0], "families")
         await self.refresh_loads()
         self._refresher = asyncio.create_task(self._refresh_forever())
         self.ready = True
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._recreator):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def refresh_loads(self) -> None:
-        self.loads = await self.hosts.loads()
+        async def one(name: str) -> HostLoad:
+            load = await self.hosts.load(name)
+            if load.alive:  # at once, with no await in between: see service.admission
+                self.ledger.landed(name, load.extra["live"])
+            elif name not in self.hosts.handles:
+                self.ledger.forget(name)
+            return load
+
+        self.loads = list(await asyncio.gather(*(one(name) for name in self.hosts.names)))
+
+    def serving(self) -> list[HostLoad]:
+        """The hosts that answered the last refresh and are still known alive."""
+        return [h for h in self.loads if h.alive and h.name in self.hosts.handles]
 
     async def _refresh_forever(self) -> None:
         history = [0, 0, 0]  # live instances at the last three refreshes
@@ -79,69 +114,109 @@ class SandboxService:
                 await self.refresh_loads()
             except Exception:
                 log.exception("could not refresh host loads")
+            self._maybe_recreate()
             history = [*history[1:], sum(h.live for h in self.loads)]
             if history[0] and not history[1] and not history[2]:  # released, and stayed so: give memory back
                 self._routes = {}
                 release_memory()
 
+    def _maybe_recreate(self) -> None:
+        """Replace dead hosts at once (and look for new nodes now and then), one attempt at a time."""
+        if self._recreator is not None and not self._recreator.done():
+            return
+        died = len(self.hosts.dead) > self._dead_seen or not self.serving()
+        if died or time.monotonic() - self._recreated_at > RECREATE_EVERY:
+            self._dead_seen = len(self.hosts.dead)
+            self._recreated_at = time.monotonic()
+            self._recreator = asyncio.create_task(self._recreate())
+
+    async def _recreate(self) -> None:
+        try:
+            added = await self.hosts.ensure_hosts_async()
+        except Exception as exc:  # Ray itself unreachable: the next round tries again
+            log.warning("could not re-create hosts: %s", exc)
+            return
+        if added:
+            log.warning("started hosts %s", added)
+            await self.refresh_loads()
+
     def environments(self) -> list[dict[str, Any]]:
         return [{"name": name, "splits": list(SPLITS)} for name in self.families]
 
-    def _check_env(self, env_type: str) -> None:
-        if env_type not in self.families:
+    def _check_env(self, env_type: object) -> str:
+        if not isinstance(env_type, str) or env_type not in self.families:
             raise UnknownEnvironment(f"unknown environment {env_type!r}; available: {self.families}")
+        return env_type
 
-    def _live_hosts(self) -> list[str]:
-        return [h.name for h in self.loads if h.alive] or self.hosts.names
+    def _some_host(self) -> str:
+        serving = self.serving()
+        if not serving:
+            raise HostsUnavailable("no host serves right now (they are being re-created); retry", NO_HOST_RETRY)
+        return serving[0].name
 
-    async def task_ids(self, env_type: str, split: str) -> list[str]:
+    async def task_ids(self, env_type: str, split: object) -> list[str]:
         self._check_env(env_type)
-        key = (env_type, split)
+        key = (env_type, bounds.check_split(split))
         if key not in self._tasks:
-            self._tasks[key] = await self.hosts.call(self._live_hosts()[0], "task_ids", env_type, split)
+            self._tasks[key] = await self.hosts.call(self._some_host(), "task_ids", *key)
         return self._tasks[key]
 
     # -- create -----------------------------------------------------------------------------------------
 
-    def _admit(self, count: int) -> None:
+    def _admit(self, count: int, arch: str | None, instance_id: str | None) -> list[tuple[str, int]]:
+        """Admit ``count`` creates and place them: (host, ledger ticket) each, counted from now on."""
         c = self.config
-        if not 1 <= count <= c.max_group:
-            raise RequestError(f"count must be between 1 and {c.max_group}, got {count}")
         if self.creates_in_flight + count > c.max_creates_in_flight:
             raise Busy(f"{self.creates_in_flight} creations are in flight (limit {c.max_creates_in_flight})", 1.0)
-        live = sum(h.live for h in self.loads) + self.creates_in_flight
-        if live + count > c.max_live_total:
+        if self.ledger.total() + count > c.max_live_total:
             raise CapacityExceeded(f"the service holds its maximum of {c.max_live_total} live instances", 5.0)
-
-    def _place(self, arch: str | None, instance_id: str | None) -> str:
-        if arch is not None and arch not in {h.arch for h in self.loads if h.alive}:
-            archs = sorted({h.arch for h in self.loads if h.alive})
+        serving = self.serving()
+        if not serving:
+            raise HostsUnavailable("no host serves right now (they are being re-created); retry", NO_HOST_RETRY)
+        if arch is not None and arch not in {h.arch for h in serving}:
+            archs = sorted({h.arch for h in serving})
             raise UnavailableArchitecture(f"no host of architecture {arch!r}; available: {archs}")
+        placed = []
+        for _ in range(count):
+            host = self._place(serving, arch, instance_id)
+            placed.append((host, self.ledger.admit(host)))
+        return placed
+
+    def _place(self, serving: list[HostLoad], arch: str | None, instance_id: str | None) -> str:
         if instance_id:
-            candidates = [h.name for h in self.loads if h.alive and (arch is None or h.arch == arch)]
-            return host_for_custom_id(instance_id, candidates or self.hosts.names)
-        chosen = choose_host(self.loads, arch)
+            return host_for_custom_id(instance_id, [h.name for h in serving if arch is None or h.arch == arch])
+        chosen = choose_host([dataclasses.replace(h, live=self.ledger.live(h.name)) for h in serving], arch)
         if chosen is None:
             raise CapacityExceeded("every host is at its live-instance limit", 5.0)
-        chosen.live += 1  # account now, so a burst spreads before the next refresh
         return chosen.name
 
     async def create(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        self._check_env(request["env_type"])
-        count = int(request.get("count") or 1)
-        if request.get("instance_id") and count != 1:
-            raise RequestError("instance_id can only be given with count = 1")
-        self._admit(count)
+        """Check a create completely (the same for both APIs), admit it, run it on the hosts."""
+        self._check_env(request.get("env_type"))
+        count = bounds.check_count(request.get("count", 1), self.config.max_group)
+        instance_id = bounds.check_instance_id(request.get("instance_id"))
+        if instance_id and count != 1:
+            raise bounds.invalid("instance_id can only be given with count = 1")
+        bounds.check_json(request.get("params") or {}, self.limits, "params")
+        placed = self._admit(count, request.get("arch"), instance_id)
         self.creates_in_flight += count
         try:
-            return await self._create_group(request, count)
+            return await self._create_group({**request, "instance_id": instance_id}, placed)
         finally:
             self.creates_in_flight -= count
 
-    async def _create_group(self, request: dict[str, Any], count: int) -> list[dict[str, Any]]:
-        homes = [self._place(request.get("arch"), request.get("instance_id")) for _ in range(count)]
+    async def _create_one(self, home: str, ticket: int, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            made: dict[str, Any] = await self.hosts.call(home, "create", request)
+        except BaseException:
+            self.ledger.failed(ticket)
+            raise
+        self.ledger.completed(ticket)  # as the answer arrives, with no await in between: see service.admission
+        return made
+
+    async def _create_group(self, request: dict[str, Any], placed: list[tuple[str, int]]) -> list[dict[str, Any]]:
         results = await asyncio.gather(
-            *(self.hosts.call(home, "create", request) for home in homes), return_exceptions=True
+            *(self._create_one(home, ticket, request) for home, ticket in placed), return_exceptions=True
         )
         made = [r for r in results if isinstance(r, dict)]
         failed = [r for r in results if isinstance(r, BaseException)]
@@ -155,9 +230,14 @@ class SandboxService:
     # -- per instance -----------------------------------------------------------------------------------
 
     async def _host(self, instance_id: str) -> str:
-        host = host_of(instance_id, self.hosts.names) or self._routes.get(instance_id)
+        if is_generated_id(instance_id):
+            named = instance_id.partition(ID_SEPARATOR)[0]
+            if named in self.hosts.handles:
+                return named
+            raise InstanceLost(f"instance {instance_id!r} is lost: the host that held it ({named}) is gone")
+        host = self._routes.get(instance_id)
         if host is None:
-            host = await self.hosts.find(instance_id)
+            host = await self.hosts.find(instance_id) if could_exist(instance_id) else None
             if host is None:
                 raise UnknownInstance(f"no live instance {instance_id!r} (never created, or released)")
             self._routes[instance_id] = host
@@ -167,16 +247,22 @@ class SandboxService:
         return await self.hosts.call(await self._host(instance_id), "get", instance_id)
 
     async def step(
-        self, instance_id: str, action: dict[str, Any], request_id: str | None = None, timeout: float | None = None
+        self, instance_id: str, action: object, request_id: object = None, timeout: object = None
     ) -> dict[str, Any]:
         if not isinstance(action, dict):
-            raise RequestError("action must be an assistant message object, e.g. {'role': 'assistant', ...}")
+            raise bounds.invalid("action must be an assistant message object, e.g. {'role': 'assistant', ...}")
+        request_id = bounds.check_request_id(request_id)
+        timeout = bounds.check_timeout(timeout, self.limits)
+        bounds.check_json(action, self.limits, "action")
         return await self.hosts.call(await self._host(instance_id), "step", instance_id, action, request_id, timeout)
 
     async def info(self, instance_id: str) -> dict[str, Any]:
         return await self.hosts.call(await self._host(instance_id), "info", instance_id)
 
-    async def evaluate(self, instance_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def evaluate(self, instance_id: str, params: object = None) -> dict[str, Any]:
+        if params is not None and not isinstance(params, dict):
+            raise bounds.invalid("params must be an object, e.g. {'sparse': true}")
+        bounds.check_json(params or {}, self.limits, "params")
         return await self.hosts.call(await self._host(instance_id), "evaluate", instance_id, params or {})
 
     async def release(self, instance_id: str) -> bool:
@@ -186,6 +272,8 @@ class SandboxService:
             return False
         self._routes.pop(instance_id, None)
         released: bool = await self.hosts.call(host, "release", instance_id, "explicit")
+        if released:
+            self.ledger.released(host)
         return released
 
     async def stats(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ the same, and check their bodies by hand.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -13,24 +14,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trainbox_server.errors import RequestError
+from trainbox_server.service.bounds import LONG_DIGITS, MAX_REQUEST_ID_CHARS, invalid
 from trainbox_server.service.metrics import timed
 
 STEP_FIELDS = frozenset({"action", "request_id", "timeout"})
+_invalid = invalid
 
 
-def _invalid(message: str) -> RequestError:
-    error = RequestError(f"invalid request: {message}")
-    error.status = 422
-    return error
+def load_json(raw: bytes) -> Any:
+    """The body as JSON, integers exact: orjson reads an integer past 64 bits as a float, so a body with
+    a long run of digits is read again by the standard library (the bound checks then refuse such
+    integers, as they do on the documented routes)."""
+    try:
+        body = json.loads(raw) if LONG_DIGITS.search(raw) else orjson.loads(raw)
+    except (orjson.JSONDecodeError, ValueError, RecursionError):
+        raise invalid("the body is not valid JSON (or nests too deep)") from None
+    return body
 
 
 def parse_step_body(raw: bytes) -> tuple[dict[str, Any], str | None, float | None]:
     """The step body's (action, request_id, timeout), or a 422 saying what is wrong and what is accepted."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise _invalid("the body is not valid JSON") from None
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise _invalid('the body must be an object: {"action": {...}, "request_id": ..., "timeout": ...}')
     extra = sorted(set(body) - STEP_FIELDS)
@@ -40,8 +44,8 @@ def parse_step_body(raw: bytes) -> tuple[dict[str, Any], str | None, float | Non
     if not isinstance(action, dict):
         raise _invalid("action: must be the assistant message object, e.g. {'role': 'assistant', ...}")
     request_id = body.get("request_id")
-    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 200):
-        raise _invalid("request_id: must be a string of at most 200 characters")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID_CHARS):
+        raise _invalid(f"request_id: must be a string of 1 to {MAX_REQUEST_ID_CHARS} characters")
     timeout = body.get("timeout")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600
@@ -62,10 +66,7 @@ def parse_evaluate_body(raw: bytes) -> dict[str, Any]:
     """The evaluate body's params (an empty body means none), or a 422 saying what is accepted."""
     if not raw.strip():
         return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise _invalid("the body is not valid JSON") from None
+    body = load_json(raw)
     if not isinstance(body, dict) or set(body) - {"params"}:
         raise _invalid('the body must be {"params": {...}}')
     params = body.get("params", {})

@@ -10,13 +10,30 @@ from pydantic import BaseModel, ConfigDict, Field
 class CreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    env_type: str = Field(description="environment family, e.g. 'bfcl' or 'appworld'")
-    task_id: str = Field(min_length=1, description="a task id from GET /v1/environments/{env}/tasks")
+    env_type: str = Field(description="environment family, e.g. 'bfcl' or 'appworld'", examples=["bfcl"])
+    task_id: str = Field(
+        min_length=1, description="a task id from GET /v1/environments/{env}/tasks", examples=["multi_turn_base_0"]
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="family-specific create parameters")
-    count: int = Field(default=1, ge=1, description="> 1 creates a group of independent instances (GRPO)")
-    instance_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
-    idle_ttl: float | None = Field(default=None, gt=0, description="seconds without calls before release")
-    max_lifetime: float | None = Field(default=None, gt=0, description="seconds after creation before release")
+    count: int = Field(
+        default=1,
+        ge=1,
+        strict=True,
+        description="> 1 creates a group of independent instances (GRPO); at most TRAINBOX_MAX_GROUP",
+    )
+    instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="a caller-chosen id (must not start with 'host-', the generated ids' prefix); default: generated",
+    )
+    idle_ttl: float | None = Field(
+        default=None, gt=0, strict=True, allow_inf_nan=False, description="seconds without calls before release"
+    )
+    max_lifetime: float | None = Field(
+        default=None, gt=0, strict=True, allow_inf_nan=False, description="seconds after creation before release"
+    )
     arch: Literal["amd64", "arm64"] | None = Field(default=None, description="CPU architecture to run on")
 
 
@@ -24,8 +41,17 @@ class StepRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: dict[str, Any] = Field(description="the assistant message (OpenAI chat format)")
-    request_id: str | None = Field(default=None, max_length=200, description="repeat it to retry safely")
-    timeout: float | None = Field(default=None, gt=0, le=3600, description="seconds before the step is stopped")
+    request_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="repeat it to retry safely (a string)"
+    )
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        strict=True,
+        allow_inf_nan=False,
+        description="seconds before the step is stopped; at least TRAINBOX_MIN_STEP_TIMEOUT (1 s)",
+    )
 
 
 class EvaluateRequest(BaseModel):
