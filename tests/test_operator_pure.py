@@ -48,6 +48,14 @@ def test_worker_groups_are_pinned_to_their_architecture() -> None:
     assert groups["workers-amd64"]["replicas"] == 2
 
 
+def test_worker_pods_can_sandbox_model_code_without_privileges() -> None:
+    for group in desired.raycluster(sandbox())["spec"]["workerGroupSpecs"]:
+        security = group["template"]["spec"]["containers"][0]["securityContext"]
+        assert security["runAsNonRoot"] and not security["allowPrivilegeEscalation"]
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["seccompProfile"] == {"type": "Unconfined"}  # user namespaces for bubblewrap
+
+
 def test_front_gets_ttl_defaults_and_auth() -> None:
     body = sandbox(instanceDefaults={"idleTTLSeconds": 60}, authSecretRef={"name": "tok"})
     env = {e["name"]: e for e in desired.front_deployment(body)["spec"]["template"]["spec"]["containers"][0]["env"]}

@@ -68,10 +68,28 @@ def endpoint(body: dict[str, Any]) -> str:
     return f"http://{names(meta['name'])['service']}.{meta['namespace']}.svc:{service.get('port', 8080)}"
 
 
-def _container(name: str, image: str, pull: str, resources: dict[str, Any] | None) -> dict[str, Any]:
+# Ray pods host the sandboxed AppWorld workers (server/trainbox_server/runtime/sandbox.py): bubblewrap, run
+# as the image's unprivileged user, creates a user namespace for each worker. The container needs no
+# capability and no privilege escalation for that; it needs a seccomp profile that allows user namespaces
+# (the runtime's default profile refuses them, so it is set Unconfined here). /proc stays masked: the
+# sandbox then runs without a /proc of its own (never the container's). Where a cluster forbids this, the
+# service refuses AppWorld with `environment_unavailable` naming bubblewrap's error.
+SANDBOX_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "Unconfined"},
+}
+
+
+def _container(
+    name: str, image: str, pull: str, resources: dict[str, Any] | None, security: dict[str, Any] | None = None
+) -> dict[str, Any]:
     container: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": pull}
     if resources:
         container["resources"] = resources
+    if security:
+        container["securityContext"] = dict(security)
     return container
 
 
@@ -103,6 +121,7 @@ def raycluster(body: dict[str, Any]) -> dict[str, Any]:
                             (spec.get("imagesByArch") or {}).get(g["arch"], spec["image"]),
                             pull,
                             g.get("resources"),
+                            SANDBOX_SECURITY,
                         )
                     ],
                 },
