@@ -33,6 +33,7 @@ details always carry both values, the checker's ``error_type`` / ``error_message
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from trainbox_server.envs import bfcl_data as data
@@ -252,6 +253,10 @@ class MultiTurnInstance:
         details = {**verdict, "sparse": sparse, "dense": dense, "turns_passed": passed, "num_turns": num_turns}
         return Evaluation(sparse, details)
 
+    def fork(self) -> Any:
+        """An independent copy of this episode (the task's data is shared: it is never written)."""
+        return copy.deepcopy(self, {id(self.task): self.task})
+
     def close(self) -> None:
         self.scenario = None
 
@@ -337,6 +342,10 @@ class SingleTurnInstance:
             details = {"valid": False, "error_type": "trainbox:no_action", "error_message": message}
             return Evaluation(0.0, {**details, "sparse": 0.0, "dense": 0.0})
         return self.evaluation
+
+    def fork(self) -> Any:
+        """An independent copy of this episode (the task's data is shared: it is never written)."""
+        return copy.deepcopy(self, {id(self.task): self.task})
 
     def close(self) -> None:
         self.evaluation = None
