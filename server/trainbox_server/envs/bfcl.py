@@ -110,6 +110,12 @@ class BfclFamily:
         return Created([dict(m) for m in data.initial_messages(task)], info), instance
 
 
+def _shared_memo(instance: Any) -> dict[int, Any]:
+    """What a fork shares with its source instead of copying: read-only task data."""
+    shared = [instance.task, instance.task.entry, getattr(getattr(instance, "scenario", None), "docs", None)]
+    return {id(value): value for value in shared if value is not None}
+
+
 def make_family() -> BfclFamily:
     return BfclFamily()
 
@@ -254,8 +260,8 @@ class MultiTurnInstance:
         return Evaluation(sparse, details)
 
     def fork(self) -> Any:
-        """An independent copy of this episode (the task's data is shared: it is never written)."""
-        return copy.deepcopy(self, {id(self.task): self.task})
+        """An independent copy of this episode (the task's data and docs are shared: they are never written)."""
+        return copy.deepcopy(self, _shared_memo(self))
 
     def close(self) -> None:
         self.scenario = None
@@ -344,8 +350,8 @@ class SingleTurnInstance:
         return self.evaluation
 
     def fork(self) -> Any:
-        """An independent copy of this episode (the task's data is shared: it is never written)."""
-        return copy.deepcopy(self, {id(self.task): self.task})
+        """An independent copy of this episode (the task's data and docs are shared: they are never written)."""
+        return copy.deepcopy(self, _shared_memo(self))
 
     def close(self) -> None:
         self.evaluation = None
