@@ -27,10 +27,12 @@ from ._exceptions import (
     InfraError,
     InstanceLost,
     InvalidAction,
+    NotForkable,
     ProtocolError,
     RequestError,
     RequestTimeout,
     ServiceStartError,
+    SnapshotLimit,
     StepTimeout,
     TrainboxError,
     TransportError,
@@ -38,12 +40,13 @@ from ._exceptions import (
     UnavailableArchitecture,
     UnknownEnvironment,
     UnknownInstance,
+    UnknownSnapshot,
     UnknownSplit,
     UnknownTask,
     UnsupportedTask,
 )
 from ._sync import TrainingSandbox
-from ._types import CreateResult, EvaluateResult, InstanceInfo, InstanceStatus, Message, StepResult
+from ._types import CreateResult, EvaluateResult, InstanceInfo, InstanceStatus, Message, SnapshotInfo, StepResult
 
 __version__ = "0.1.0"
 
@@ -66,10 +69,13 @@ __all__ = [
     "InstanceStatus",
     "InvalidAction",
     "Message",
+    "NotForkable",
     "ProtocolError",
     "RequestError",
     "RequestTimeout",
     "ServiceStartError",
+    "SnapshotInfo",
+    "SnapshotLimit",
     "StepResult",
     "StepTimeout",
     "TrainboxError",
@@ -79,6 +85,7 @@ __all__ = [
     "UnavailableArchitecture",
     "UnknownEnvironment",
     "UnknownInstance",
+    "UnknownSnapshot",
     "UnknownSplit",
     "UnknownTask",
     "UnsupportedTask",

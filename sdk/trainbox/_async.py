@@ -19,7 +19,7 @@ from ._base import LIMITS, Action, SandboxBase, StepBatch, instance_path, path_s
 from ._embedded import EmbeddedService
 from ._exceptions import TrainboxError, UnknownInstance, error_from_response, error_from_transport
 from ._retry import Safety
-from ._types import CreateResult, EvaluateResult, InstanceStatus, StepResult
+from ._types import CreateResult, EvaluateResult, InstanceStatus, SnapshotInfo, StepResult
 
 __all__ = ["AsyncTrainingSandbox"]
 
@@ -174,18 +174,19 @@ class AsyncTrainingSandbox(SandboxBase):
 
     async def create_instance(
         self,
-        env_type: str,
-        task_id: str,
+        env_type: str | None = None,
+        task_id: str | None = None,
         instance_id: str | None = None,
         params: Mapping[str, Any] | None = None,
         *,
         idle_ttl: float | None = None,
         max_lifetime: float | None = None,
         arch: str | None = None,
+        snapshot_id: str | None = None,
     ) -> CreateResult:
         body = self._create_body(
             env_type, task_id, instance_id=instance_id, params=params,
-            idle_ttl=idle_ttl, max_lifetime=max_lifetime, arch=arch,
+            idle_ttl=idle_ttl, max_lifetime=max_lifetime, arch=arch, snapshot_id=snapshot_id,
         )  # fmt: skip
         return (await self._create(body))[0]
 
@@ -262,6 +263,33 @@ class AsyncTrainingSandbox(SandboxBase):
     async def get_instance(self, instance_id: str) -> InstanceStatus:
         response = await self._request("GET", instance_path(instance_id), safety=Safety.IDEMPOTENT)
         return _types.parse(InstanceStatus, response)
+
+    # -- fork and snapshot -----------------------------------------------------------------------------
+
+    async def fork(
+        self, instance_id: str, n: int = 1, *, idle_ttl: float | None = None, max_lifetime: float | None = None
+    ) -> list[InstanceStatus]:
+        """``n`` independent copies of an instance's exact state (environment and episode position), each
+        with its own id and the group's ``group_id``; the source goes on unchanged."""
+        body = {"count": n, "idle_ttl": idle_ttl, "max_lifetime": max_lifetime}
+        response = await self._request("POST", instance_path(instance_id, "fork"), json=body, safety=Safety.UNSENT_ONLY)
+        made = _types.forks(response)
+        self._owned.update(item["instance_id"] for item in made)
+        return made
+
+    async def snapshot(self, instance_id: str) -> SnapshotInfo:
+        """Save an instance's state in the service (for its TTL); restore with ``create_instance(snapshot_id=)``."""
+        response = await self._request("POST", instance_path(instance_id, "snapshot"), safety=Safety.UNSENT_ONLY)
+        return _types.parse(SnapshotInfo, response)
+
+    async def get_snapshot(self, snapshot_id: str) -> SnapshotInfo:
+        response = await self._request("GET", f"/v1/snapshots/{path_segment(snapshot_id)}", safety=Safety.IDEMPOTENT)
+        return _types.parse(SnapshotInfo, response)
+
+    async def release_snapshot(self, snapshot_id: str) -> bool:
+        """Release a snapshot: True if this call released it, False if it was already gone."""
+        path = f"/v1/snapshots/{path_segment(snapshot_id)}"
+        return _types.snapshot_released(await self._request("DELETE", path, safety=Safety.IDEMPOTENT))
 
     # -- batches -------------------------------------------------------------------------------------------
 

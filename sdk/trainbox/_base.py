@@ -78,8 +78,8 @@ class SandboxBase:
 
     @staticmethod
     def _create_body(
-        env_type: str,
-        task_id: str,
+        env_type: str | None,
+        task_id: str | None,
         *,
         count: int = 1,
         instance_id: str | None = None,
@@ -87,7 +87,11 @@ class SandboxBase:
         idle_ttl: float | None = None,
         max_lifetime: float | None = None,
         arch: str | None = None,
+        snapshot_id: str | None = None,
     ) -> dict[str, Any]:
+        if snapshot_id is not None:  # restore: the snapshot knows its family, task and params
+            body = {"snapshot_id": snapshot_id, "count": count, "env_type": env_type}
+            return {**body, "idle_ttl": idle_ttl, "max_lifetime": max_lifetime, "arch": arch}
         return {
             "env_type": env_type,
             "task_id": task_id,

@@ -8,6 +8,8 @@
     │   ├── UnknownSplit                404
     │   ├── UnknownTask                 404
     │   ├── UnknownInstance             404      never existed, released, or expired
+    │   ├── UnknownSnapshot             404      never taken, released, or past its TTL
+    │   ├── NotForkable                 409      the instance cannot be forked (e.g. too long to replay)
     │   ├── DuplicateInstance           409      an instance id already in use
     │   ├── EpisodeOver                 409      step after the episode terminated
     │   ├── InvalidAction               422      no code / unparsable call / wrong arguments
@@ -18,6 +20,7 @@
     │   ├── InstanceLost                410      the instance's worker died; the instance is gone
     │   ├── EnvironmentUnavailable      503      family not installed or its data missing
     │   ├── CapacityExceeded            429      admission control; ``.retry_after`` seconds
+    │   │   ├── SnapshotLimit           429      the host holds its maximum of snapshots
     │   │   └── Busy                    503      too many creations in flight right now
     │   ├── EnvironmentFailure          500      the environment failed unexpectedly
     │   └── TransportError              no usable HTTP answer
@@ -52,10 +55,12 @@ __all__ = [
     "InfraError",
     "InstanceLost",
     "InvalidAction",
+    "NotForkable",
     "ProtocolError",
     "RequestError",
     "RequestTimeout",
     "ServiceStartError",
+    "SnapshotLimit",
     "StepTimeout",
     "TrainboxError",
     "TransportError",
@@ -63,6 +68,7 @@ __all__ = [
     "UnavailableArchitecture",
     "UnknownEnvironment",
     "UnknownInstance",
+    "UnknownSnapshot",
     "UnknownSplit",
     "UnknownTask",
     "UnsupportedTask",
@@ -129,6 +135,14 @@ class UnknownInstance(RequestError):
     kind = "unknown_instance"
 
 
+class UnknownSnapshot(RequestError):
+    kind = "unknown_snapshot"
+
+
+class NotForkable(RequestError):
+    kind = "not_forkable"
+
+
 class DuplicateInstance(RequestError):
     kind = "duplicate_instance"
 
@@ -174,6 +188,10 @@ class CapacityExceeded(InfraError):
         self.retry_after = retry_after
 
 
+class SnapshotLimit(CapacityExceeded):
+    kind = "snapshot_limit"
+
+
 class Busy(CapacityExceeded):
     kind = "busy"
 
@@ -211,6 +229,8 @@ _BY_KIND: dict[str, type[TrainboxError]] = {
         UnknownSplit,
         UnknownTask,
         UnknownInstance,
+        UnknownSnapshot,
+        NotForkable,
         DuplicateInstance,
         EpisodeOver,
         InvalidAction,
@@ -221,6 +241,7 @@ _BY_KIND: dict[str, type[TrainboxError]] = {
         EnvironmentUnavailable,
         CapacityExceeded,
         Busy,
+        SnapshotLimit,
         EnvironmentFailure,
     )
 }

@@ -18,7 +18,7 @@ from typing_extensions import TypedDict
 
 from ._exceptions import ProtocolError
 
-__all__ = ["CreateResult", "EvaluateResult", "InstanceInfo", "InstanceStatus", "Message", "StepResult"]
+__all__ = ["CreateResult", "EvaluateResult", "InstanceInfo", "InstanceStatus", "Message", "SnapshotInfo", "StepResult"]
 
 Message = dict[str, Any]
 """An OpenAI-style chat message: ``{"role": ..., "content": ..., ...}``."""
@@ -71,6 +71,40 @@ class InstanceStatus(TypedDict, total=False):
     expires_at: float
     steps: int
     terminated: bool
+    group_id: str | None
+
+
+@with_config(_OPEN)
+class SnapshotInfo(TypedDict):
+    """What ``snapshot`` and ``get_snapshot`` return: restore it with ``create_instance(snapshot_id=...)``."""
+
+    snapshot_id: str
+    env_type: str
+    task_id: str
+    steps: int
+    terminated: bool
+    created_at: float
+    expires_at: float
+    bytes: int
+
+
+@with_config(_OPEN)
+class _ForkAnswer(TypedDict):
+    instances: list[InstanceStatus]
+    group_id: str
+
+
+@with_config(_OPEN)
+class _SnapshotReleaseAnswer(TypedDict):
+    released: bool
+
+
+def forks(response: httpx.Response) -> list[InstanceStatus]:
+    return parse(_ForkAnswer, response)["instances"]
+
+
+def snapshot_released(response: httpx.Response) -> bool:
+    return parse(_SnapshotReleaseAnswer, response)["released"]
 
 
 @with_config(_OPEN)

@@ -6,6 +6,8 @@ TrainboxError                     root; ``kind`` is the wire name, ``status`` th
 │   ├── UnknownSplit              404
 │   ├── UnknownTask               404
 │   ├── UnknownInstance           404  never existed, or released
+│   ├── UnknownSnapshot           404  never taken, released, or past its TTL
+│   ├── NotForkable               409  the family cannot copy this instance
 │   ├── InvalidRequest            422  a body or parameter outside what is accepted (kind bad_request)
 │   ├── PayloadTooLarge           413  the request body is over the size limit
 │   ├── DuplicateInstance         409  an instance id already in use
@@ -23,6 +25,7 @@ TrainboxError                     root; ``kind`` is the wire name, ``status`` th
     ├── EnvironmentUnavailable    503  family not installed, or its data missing
     ├── CapacityExceeded          429  admission control: retry after ``retry_after`` seconds
     │   ├── Busy                  503  too many creations in flight right now
+    │   ├── SnapshotLimit         429  the host holds its maximum of snapshots (count or bytes)
     │   └── HostsUnavailable      503  no host serves right now (they are being re-created)
     ├── EnvironmentFailure        500  the adapter failed unexpectedly (logged, no traceback sent)
     └── InternalError             500  the service itself failed unexpectedly (logged, no traceback sent)
@@ -79,6 +82,16 @@ class InvalidRequest(RequestError):
 class PayloadTooLarge(RequestError):
     kind = "payload_too_large"
     status = 413
+
+
+class UnknownSnapshot(RequestError):
+    kind = "unknown_snapshot"
+    status = 404
+
+
+class NotForkable(RequestError):
+    kind = "not_forkable"
+    status = 409
 
 
 class DuplicateInstance(RequestError):
@@ -156,6 +169,11 @@ class CapacityExceeded(InfraError):
         self.retry_after = retry_after
 
 
+class SnapshotLimit(CapacityExceeded):
+    kind = "snapshot_limit"
+    status = 429
+
+
 class Busy(CapacityExceeded):
     kind = "busy"
     status = 503
@@ -183,6 +201,7 @@ FROM_WORKER_KIND: dict[str, type[TrainboxError]] = {
     "unsupported_task": UnsupportedTask,
     "invalid_action": InvalidAction,
     "episode_over": EpisodeOver,
+    "not_forkable": NotForkable,
     "data_missing": EnvironmentUnavailable,
     "out_of_memory": InstanceLost,
     "worker_exit": InstanceLost,

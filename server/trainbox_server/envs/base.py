@@ -74,6 +74,12 @@ class EpisodeOver(EnvError):
     kind = "episode_over"
 
 
+class NotForkable(EnvError):
+    """The instance cannot be copied in its own process (the runtime then replays its episode elsewhere)."""
+
+    kind = "not_forkable"
+
+
 class DataMissing(EnvError):
     """The family's data is not installed; the message names the command that installs it."""
 

@@ -33,6 +33,7 @@ details always carry both values, the checker's ``error_type`` / ``error_message
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from trainbox_server.envs import bfcl_data as data
@@ -107,6 +108,12 @@ class BfclFamily:
             "tools": data.tools(task),
         }
         return Created([dict(m) for m in data.initial_messages(task)], info), instance
+
+
+def _shared_memo(instance: Any) -> dict[int, Any]:
+    """What a fork shares with its source instead of copying: read-only task data."""
+    shared = [instance.task, instance.task.entry, getattr(getattr(instance, "scenario", None), "docs", None)]
+    return {id(value): value for value in shared if value is not None}
 
 
 def make_family() -> BfclFamily:
@@ -252,6 +259,10 @@ class MultiTurnInstance:
         details = {**verdict, "sparse": sparse, "dense": dense, "turns_passed": passed, "num_turns": num_turns}
         return Evaluation(sparse, details)
 
+    def fork(self) -> Any:
+        """An independent copy of this episode (the task's data and docs are shared: they are never written)."""
+        return copy.deepcopy(self, _shared_memo(self))
+
     def close(self) -> None:
         self.scenario = None
 
@@ -337,6 +348,10 @@ class SingleTurnInstance:
             details = {"valid": False, "error_type": "trainbox:no_action", "error_message": message}
             return Evaluation(0.0, {**details, "sparse": 0.0, "dense": 0.0})
         return self.evaluation
+
+    def fork(self) -> Any:
+        """An independent copy of this episode (the task's data and docs are shared: they are never written)."""
+        return copy.deepcopy(self, _shared_memo(self))
 
     def close(self) -> None:
         self.evaluation = None

@@ -27,13 +27,17 @@ from trainbox_server.errors import (
 )
 from trainbox_server.hosts.channel import ChannelServer
 from trainbox_server.hosts.lifecycle import RELEASE_REASONS, Lease, new_instance_id, validate_ttl
+from trainbox_server.hosts.snapshots import SnapshotStore
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 from trainbox_server.runtime.worker import release_memory
 
 log = logging.getLogger(__name__)
 REQUEST_MEMORY = 8  # step results remembered per instance, for retried request ids
 # The calls that carry traffic go over the data channel (see hosts.channel); the rest over Ray.
-CHANNEL_METHODS = ("create", "step", "evaluate", "release", "get", "info", "has", "task_ids", "stats")
+CHANNEL_METHODS = (
+    "create", "step", "evaluate", "release", "get", "info", "has", "task_ids", "stats",
+    "fork", "snapshot", "get_snapshot", "release_snapshot",
+)  # fmt: skip
 
 
 @dataclass
@@ -48,6 +52,9 @@ class HostSettings:
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
     prestart: tuple[str, ...] = ("bfcl",)  # pools warmed at start (AppWorld's are big: on first use)
     channel_ip: str = "127.0.0.1"  # where the data channel listens: the node's address
+    snapshot_ttl: float = 3600.0
+    max_snapshots: int = 10_000
+    max_snapshot_bytes: int = 256 * 1024 * 1024
 
     def runtime_config(self) -> RuntimeConfig:
         config = RuntimeConfig(prestart=tuple(self.prestart))
@@ -64,6 +71,7 @@ class Record:
     lease: Lease
     steps: int = 0
     terminated: bool = False
+    group_id: str | None = None  # shared by the instances of one create(count=n) or fork(count=n)
     results: collections.OrderedDict[str, asyncio.Future[dict[str, Any]]] = field(
         default_factory=collections.OrderedDict
     )
@@ -78,6 +86,7 @@ class Record:
             "expires_at": self.lease.expires_at(),
             "steps": self.steps,
             "terminated": self.terminated,
+            "group_id": self.group_id,
         }
 
 
@@ -102,6 +111,9 @@ class InstanceHost:
         self.settings = settings
         self.runtime = Runtime(settings.runtime_config())
         self.records: dict[str, Record] = {}
+        self.snapshots = SnapshotStore(
+            settings.name, settings.max_snapshots, settings.max_snapshot_bytes, settings.snapshot_ttl
+        )
         self.creating = 0
         self.created: collections.Counter[str] = collections.Counter()
         self.released: collections.Counter[str] = collections.Counter({r: 0 for r in RELEASE_REASONS})
@@ -142,22 +154,82 @@ class InstanceHost:
 
     async def _create(self, request: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
-        if len(self.records) + self.creating >= s.max_live:
-            raise CapacityExceeded(f"host {s.name} holds its maximum of {s.max_live} live instances", 2.0)
+        self._check_room(1)
         idle_ttl = validate_ttl(request.get("idle_ttl"), s.idle_ttl, "idle_ttl", s.max_ttl)
         max_lifetime = validate_ttl(request.get("max_lifetime"), s.max_lifetime, "max_lifetime", s.max_ttl)
         instance_id = request.get("instance_id") or new_instance_id(s.name)
-        env_type, task_id = request["env_type"], request["task_id"]
+        snapshot = self.snapshots.get(request["snapshot_id"]) if request.get("snapshot_id") else None
+        if snapshot is not None and request.get("env_type") not in (None, snapshot.record["family"]):
+            raise RequestError(
+                f"snapshot {request['snapshot_id']!r} is of {snapshot.record['family']!r}, "
+                f"not {request['env_type']!r}: restore it without env_type or with that one"
+            )
+        env_type = snapshot.record["family"] if snapshot else request["env_type"]
+        task_id = snapshot.record["task_id"] if snapshot else request["task_id"]
         self.creating += 1
         try:
-            created = await self.runtime.create(env_type, task_id, request.get("params"), instance_id)
+            if snapshot is not None:
+                created = await self.runtime.create_from(instance_id, snapshot.record)
+            else:
+                created = await self.runtime.create(env_type, task_id, request.get("params"), instance_id)
         finally:
             self.creating -= 1
-        record = Record(env_type, task_id, Lease(time.time(), idle_ttl, max_lifetime))
+        record = Record(env_type, task_id, Lease(time.time(), idle_ttl, max_lifetime), group_id=request.get("group_id"))
+        if snapshot is not None:
+            record.steps, record.terminated = len(snapshot.record["actions"]), bool(snapshot.record["terminated"])
         self.records[instance_id] = record
         self.created[env_type] += 1
         info = {**created.info, "instance_id": instance_id, "task_id": task_id, "env_type": env_type}
         return {**record.describe(instance_id), "state": created.messages, "info": info, "host": s.name}
+
+    def _check_room(self, count: int) -> None:
+        s = self.settings
+        if len(self.records) + self.creating + count > s.max_live:
+            raise CapacityExceeded(f"host {s.name} holds its maximum of {s.max_live} live instances", 2.0)
+
+    # -- fork and snapshot --------------------------------------------------------------------------------
+
+    async def fork(self, instance_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        return await enveloped(self._fork(instance_id, request))
+
+    async def _fork(self, instance_id: str, request: dict[str, Any]) -> list[dict[str, Any]]:
+        s, source = self.settings, self._record(instance_id)
+        count = int(request.get("count", 1))
+        self._check_room(count)
+        idle_ttl = validate_ttl(request.get("idle_ttl"), s.idle_ttl, "idle_ttl", s.max_ttl)
+        max_lifetime = validate_ttl(request.get("max_lifetime"), s.max_lifetime, "max_lifetime", s.max_ttl)
+        new_ids = [new_instance_id(s.name) for _ in range(count)]
+        source.lease.touch(time.time())
+        self.creating += count
+        try:
+            await self.runtime.fork(instance_id, new_ids)
+        finally:
+            self.creating -= count
+        now, made = time.time(), []
+        for new_id in new_ids:
+            record = Record(source.env_type, source.task_id, Lease(now, idle_ttl, max_lifetime))
+            record.steps, record.terminated, record.group_id = source.steps, source.terminated, request.get("group_id")
+            self.records[new_id] = record
+            made.append({**record.describe(new_id), "host": s.name})
+        self.created[source.env_type] += count
+        return made
+
+    async def snapshot(self, instance_id: str) -> dict[str, Any]:
+        return await enveloped(self._snapshot(instance_id))
+
+    async def _snapshot(self, instance_id: str) -> dict[str, Any]:
+        self._record(instance_id).lease.touch(time.time())
+        snapshot_id, snapshot = self.snapshots.put(self.runtime.record(instance_id), time.time())
+        return snapshot.describe(snapshot_id)
+
+    async def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        return await enveloped(self._get_snapshot(snapshot_id))
+
+    async def _get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        return self.snapshots.get(snapshot_id).describe(snapshot_id)
+
+    async def release_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        return ok(self.snapshots.drop(snapshot_id))
 
     def _record(self, instance_id: str) -> Record:
         record = self.records.get(instance_id)
@@ -227,6 +299,7 @@ class InstanceHost:
             "reward": result.reward,
             "is_terminated": result.terminated,
             "info": result.info,
+            "group_id": record.group_id,
             "env_type": record.env_type,  # for the front's metrics; it pops this before answering
         }
 
@@ -241,7 +314,12 @@ class InstanceHost:
         except TrainboxError:
             self._drop_if_lost(instance_id)
             raise
-        return {"reward": evaluation.reward, "details": evaluation.details, "env_type": record.env_type}
+        return {
+            "reward": evaluation.reward,
+            "details": evaluation.details,
+            "group_id": record.group_id,
+            "env_type": record.env_type,
+        }
 
     async def release(self, instance_id: str, reason: str = "explicit") -> dict[str, Any]:
         return await enveloped(self._release(instance_id, reason))
@@ -275,6 +353,7 @@ class InstanceHost:
             self.runtime.recycle_grown_workers()
 
     async def sweep(self, now: float) -> list[tuple[str, str]]:
+        self.snapshots.expire(now)
         """Release every instance past a TTL, and account for instances lost with their worker."""
         for instance_id in [i for i in self.records if i in self.runtime.lost]:
             self._drop_if_lost(instance_id)

@@ -77,8 +77,8 @@ def start_ray(address: str | None, num_cpus: int | None = None, namespace: str =
 
 def raise_error(error: dict[str, Any]) -> None:
     cls = ERROR_TYPES.get(error.get("kind", ""), TrainboxError)
-    if cls is CapacityExceeded:
-        raise CapacityExceeded(error["message"], error.get("retry_after", 1.0))
+    if issubclass(cls, CapacityExceeded):
+        raise cls(error["message"], error.get("retry_after", 1.0))
     raise cls(error.get("message", "error"))
 
 

@@ -155,6 +155,12 @@ class FamilyPool:
         self.active.append(worker)
         return worker
 
+    def room(self, worker: WorkerProcess) -> int:
+        """How many more instances ``worker`` may host (0 for one-instance families and dead workers)."""
+        if worker.dead or worker.max_instances <= 1:
+            return 0
+        return max(0, (self.config.max_instances_per_process or worker.max_instances) - len(worker.instances))
+
     def _least_loaded_with_room(self) -> WorkerProcess | None:
         live = [w for w in self.active if not w.dead]
         cap = self.config.max_instances_per_process

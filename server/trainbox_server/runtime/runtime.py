@@ -30,6 +30,7 @@ from trainbox_server.envs.base import SPLITS, Evaluation, Message, StepResult
 from trainbox_server.errors import (
     DuplicateInstance,
     InstanceLost,
+    NotForkable,
     RequestError,
     StepTimeout,
     TrainboxError,
@@ -66,7 +67,7 @@ class Episode:
     family: str
     task_id: str
     params: dict[str, Any]
-    actions: list[Message] | None = None  # completed steps, kept for instances that share a worker
+    actions: list[Message] | None = None  # completed steps (None: too many to replay)
     terminated: bool = False
     restoring: asyncio.Future[None] | None = None
 
@@ -148,8 +149,7 @@ class Runtime:
             self.instances[instance_id] = (pool, worker)
             try:
                 reply = await worker.request("create", args, pool.config.create_timeout)
-                shared = worker.max_instances > 1
-                self.episodes[instance_id] = Episode(family, task_id, dict(params or {}), [] if shared else None)
+                self.episodes[instance_id] = Episode(family, task_id, dict(params or {}), [])
                 break
             except InstanceLost:
                 self._drop_failed_create(pool, worker, instance_id)
@@ -282,7 +282,8 @@ class Runtime:
                 continue
             pool = self.instances.pop(instance_id)[0]
             episode = self.episodes.get(instance_id)
-            if instance_id == worker.culprit or episode is None or episode.actions is None or episode.restoring:
+            restorable = worker.max_instances > 1 and episode is not None and episode.actions is not None
+            if instance_id == worker.culprit or not restorable or episode is None or episode.restoring:
                 self.episodes.pop(instance_id, None)
                 self.lost[instance_id] = reason
             else:
@@ -291,24 +292,97 @@ class Runtime:
 
     async def _restore(self, pool: FamilyPool, instance_id: str, episode: Episode) -> None:
         """Re-create a co-tenant of a killed worker in a live one and replay its completed steps."""
-        worker = None
         try:
-            worker = await pool.acquire(instance_id)
-            self.instances[instance_id] = (pool, worker)
-            args = {"instance_id": instance_id, "task_id": episode.task_id, "params": episode.params}
-            await worker.request("create", args, pool.config.create_timeout)
-            for message in episode.actions or ():
-                await worker.request("step", {"instance_id": instance_id, "message": message}, pool.config.step_timeout)
+            await self._replay(pool, instance_id, episode)
             self.restored += 1
         except (TrainboxError, asyncio.CancelledError) as exc:
             log.warning("could not restore instance %s: %s", instance_id, exc)
-            if worker is not None and self.instances.get(instance_id, (None, None))[1] is worker:
-                self._forget(instance_id, f"its worker was stopped and restoring it failed ({type(exc).__name__})")
-            else:
-                self.episodes.pop(instance_id, None)
-                self.lost[instance_id] = "its worker was stopped and restoring it failed"
+            self.lost[instance_id] = "its worker was stopped and restoring it failed"
         finally:
             episode.restoring = None
+
+    async def _replay(self, pool: FamilyPool, instance_id: str, episode: Episode) -> tuple[WorkerProcess, Any]:
+        """Create ``instance_id`` from an episode's record in a worker with room and replay its steps; on
+        failure nothing is left behind (the error propagates)."""
+        worker = await pool.acquire(instance_id)
+        self.instances[instance_id] = (pool, worker)
+        try:
+            args = {"instance_id": instance_id, "task_id": episode.task_id, "params": episode.params}
+            created = await worker.request("create", args, pool.config.create_timeout)
+            for message in episode.actions or ():
+                await worker.request("step", {"instance_id": instance_id, "message": message}, pool.config.step_timeout)
+        except BaseException:
+            if self.instances.get(instance_id, (None, None))[1] is worker:
+                self.instances.pop(instance_id)
+                pool.instance_closed(worker, instance_id)
+            self.episodes.pop(instance_id, None)
+            raise
+        return worker, created
+
+    # -- fork and snapshot: an episode as data ------------------------------------------------------------
+
+    def record(self, instance_id: str) -> dict[str, Any]:
+        """An instance's episode as data (family, task, create params, the actions of its completed steps):
+        enough to rebuild its exact state anywhere (BFCL's environments are deterministic; AppWorld re-runs
+        the code, see the README for what that carries)."""
+        self._route(instance_id)
+        episode = self.episodes[instance_id]
+        if episode.actions is None:
+            raise NotForkable(f"instance {instance_id!r} has more than {MAX_REPLAY_STEPS} steps to replay")
+        return {
+            "family": episode.family,
+            "task_id": episode.task_id,
+            "params": episode.params,
+            "actions": list(episode.actions),
+            "terminated": episode.terminated,
+        }
+
+    async def fork(self, source_id: str, new_ids: list[str]) -> list[str]:
+        """Copies of an instance under new ids: in the source's own process where the family copies
+        instances and the worker has room (BFCL), else rebuilt from its record in a worker with room."""
+        pool, worker = await self._settled(source_id)
+        record = self.record(source_id)
+        for new_id in new_ids:
+            if new_id in self.instances:
+                raise DuplicateInstance(f"instance id {new_id!r} is already in use")
+        room = pool.room(worker)
+        here, elsewhere = new_ids[:room], new_ids[room:]
+        if here:
+            worker.instances.update(here)
+            try:
+                await worker.request("fork", {"instance_id": source_id, "new_ids": here}, pool.config.step_timeout)
+            except BaseException:
+                for new_id in here:
+                    pool.instance_closed(worker, new_id)
+                raise
+            for new_id in here:
+                self.instances[new_id] = (pool, worker)
+                self.episodes[new_id] = self._episode_of(record)
+        try:
+            await asyncio.gather(*(self.create_from(new_id, record) for new_id in elsewhere))
+        except BaseException:
+            await asyncio.gather(*(self.close(new_id) for new_id in new_ids), return_exceptions=True)
+            raise
+        return new_ids
+
+    async def create_from(self, instance_id: str, record: dict[str, Any]) -> CreatedInstance:
+        """A new instance rebuilt from an episode record (a fork elsewhere, or a snapshot)."""
+        if instance_id in self.instances:
+            raise DuplicateInstance(f"instance id {instance_id!r} is already in use")
+        pool = self._pool(record["family"])
+        episode = self._episode_of(record)
+        self.episodes[instance_id] = episode
+        worker, reply = await self._replay(pool, instance_id, episode)
+        return CreatedInstance(
+            instance_id, episode.family, episode.task_id, reply["messages"], reply["info"], worker.pid
+        )
+
+    @staticmethod
+    def _episode_of(record: dict[str, Any]) -> Episode:
+        return Episode(
+            record["family"], record["task_id"], dict(record["params"]), list(record["actions"]),
+            terminated=bool(record["terminated"]),
+        )  # fmt: skip
 
     def recycle_grown_workers(self) -> int:
         """Replace emptied workers whose heap grew (see ``FamilyPool.recycle_grown_workers``)."""

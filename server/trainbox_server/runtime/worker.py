@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any
 
-from trainbox_server.envs.base import EnvError, Family, Instance, InvalidAction, load_family
+from trainbox_server.envs.base import EnvError, Family, Instance, InvalidAction, NotForkable, load_family
 from trainbox_server.runtime.framing import FrameError, encode, read_frame
 
 
@@ -125,6 +125,17 @@ class WorkerServer:
         if result.judge:  # the evaluator gives this step's reward: hand the state over with the reply
             reply["state"] = self.op_export_state(instance_id)
         return reply
+
+    def op_fork(self, instance_id: str, new_ids: list[str]) -> int:
+        """Copies of an instance in this process, under new ids (families whose instances can copy)."""
+        source = self._instance(instance_id)
+        fork = getattr(source, "fork", None)
+        if fork is None or self.family.max_instances_per_process <= 1:
+            raise NotForkable(f"{self.family.name} instances are not copied in their process")
+        for new_id in new_ids:
+            self.instances[new_id] = fork()
+            self.infos[new_id] = self.infos.get(instance_id, {})
+        return len(new_ids)
 
     def op_export_state(self, instance_id: str) -> Any:
         export = getattr(self._instance(instance_id), "export_state", None)

@@ -79,6 +79,7 @@ async def step(service: Service, body: CompatRequest) -> dict[str, Any]:
     async with timed("step") as timing:
         result = await service.step(instance_id, _message(body.messages), body.params.get("request_id"))
         timing.env = result.pop("env_type", "unknown")
+        result.pop("group_id", None)  # ours (groups of /v1); not in the reference's reply
     return {"success": True, "data": result}
 
 

@@ -10,16 +10,19 @@ from fastapi.responses import JSONResponse
 
 from trainbox_server.service.core import SandboxService
 from trainbox_server.service.metrics import timed
-from trainbox_server.service.models import CreateRequest, EvaluateRequest, StepRequest
+from trainbox_server.service.models import CreateRequest, EvaluateRequest, ForkRequest, StepRequest
 from trainbox_server.service.schemas import (
     LOCAL,
     ON_HOSTS,
     EnvironmentsResponse,
     EvaluateResponse,
+    ForkResponse,
     HostsResponse,
     InstancesResponse,
     Lease,
     ReleaseResponse,
+    SnapshotReleaseResponse,
+    SnapshotResponse,
     StepResponse,
     TasksResponse,
     answers,
@@ -74,7 +77,7 @@ async def tasks(service: Service, env_type: str, split: Annotated[str, Query()] 
     **answers(InstancesResponse, ON_HOSTS),
 )
 async def create(service: Service, body: CreateRequest) -> dict[str, Any]:
-    async with timed("create", body.env_type):
+    async with timed("create", body.env_type or "snapshot"):
         made = await service.create(body.model_dump())
     return {"instances": [{k: v for k, v in m.items() if k != "host"} for m in made]}
 
@@ -111,3 +114,34 @@ async def evaluate(service: Service, instance_id: str, body: EvaluateRequest) ->
 @router.delete("/instances/{instance_id}", summary="Release an instance", **answers(ReleaseResponse, ON_HOSTS))
 async def release(service: Service, instance_id: str) -> dict[str, Any]:
     return {"released": await service.release(instance_id), "reason": "explicit"}
+
+
+@router.post(
+    "/instances/{instance_id}/fork",
+    summary="Copies of an instance's exact state (its environment and episode position); a new group",
+    **answers(ForkResponse, ON_HOSTS),
+)
+async def fork(service: Service, instance_id: str, body: ForkRequest) -> dict[str, Any]:
+    async with timed("fork"):
+        return await service.fork(instance_id, body.model_dump())
+
+
+@router.post(
+    "/instances/{instance_id}/snapshot",
+    summary="Save an instance's state in the service; restore it with POST /v1/instances {snapshot_id}",
+    **answers(SnapshotResponse, ON_HOSTS),
+)
+async def snapshot(service: Service, instance_id: str) -> dict[str, Any]:
+    return await service.snapshot(instance_id)
+
+
+@router.get(
+    "/snapshots/{snapshot_id}", summary="A snapshot's task, size and expiry", **answers(SnapshotResponse, ON_HOSTS)
+)
+async def get_snapshot(service: Service, snapshot_id: str) -> dict[str, Any]:
+    return await service.get_snapshot(snapshot_id)
+
+
+@router.delete("/snapshots/{snapshot_id}", summary="Release a snapshot", **answers(SnapshotReleaseResponse, ON_HOSTS))
+async def release_snapshot(service: Service, snapshot_id: str) -> dict[str, Any]:
+    return {"released": await service.release_snapshot(snapshot_id)}

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import uuid
 from typing import Any
 
 from trainbox_server.envs.base import SPLITS
@@ -23,6 +24,7 @@ from trainbox_server.errors import (
     UnavailableArchitecture,
     UnknownEnvironment,
     UnknownInstance,
+    UnknownSnapshot,
 )
 from trainbox_server.hosts.host import HostSettings
 from trainbox_server.hosts.lifecycle import (
@@ -34,6 +36,7 @@ from trainbox_server.hosts.lifecycle import (
     is_generated_id,
 )
 from trainbox_server.hosts.ray_hosts import HostGroup, start_ray
+from trainbox_server.hosts.snapshots import is_snapshot_id
 from trainbox_server.runtime.worker import release_memory
 from trainbox_server.service import bounds
 from trainbox_server.service.admission import LiveLedger
@@ -192,6 +195,8 @@ class SandboxService:
 
     async def create(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         """Check a create completely (the same for both APIs), admit it, run it on the hosts."""
+        if request.get("snapshot_id") is not None:
+            return await self._restore(request)
         self._check_env(request.get("env_type"))
         count = bounds.check_count(request.get("count", 1), self.config.max_group)
         instance_id = bounds.check_instance_id(request.get("instance_id"))
@@ -199,11 +204,83 @@ class SandboxService:
             raise bounds.invalid("instance_id can only be given with count = 1")
         bounds.check_json(request.get("params") or {}, self.limits, "params")
         placed = self._admit(count, request.get("arch"), instance_id)
+        group_id = uuid.uuid4().hex if count > 1 else None
         self.creates_in_flight += count
         try:
-            return await self._create_group({**request, "instance_id": instance_id}, placed)
+            return await self._create_group({**request, "instance_id": instance_id, "group_id": group_id}, placed)
         finally:
             self.creates_in_flight -= count
+
+    async def _restore(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """Instances rebuilt from a snapshot, on the host that keeps it (a snapshot never leaves its host)."""
+        snapshot_id = request["snapshot_id"]
+        host = self._snapshot_host(snapshot_id)
+        count = bounds.check_count(request.get("count", 1), self.config.max_group)
+        if request.get("instance_id") is not None:
+            raise bounds.invalid("instance_id cannot be given with snapshot_id (restored instances get new ids)")
+        if request.get("arch") not in (None, self.hosts.arch.get(host)):
+            raise UnavailableArchitecture(f"snapshot {snapshot_id!r} is kept on a {self.hosts.arch.get(host)} host")
+        self._check_total(count)
+        group_id = uuid.uuid4().hex if count > 1 else None
+        placed = [(host, self.ledger.admit(host)) for _ in range(count)]
+        self.creates_in_flight += count
+        try:
+            return await self._create_group({**request, "group_id": group_id}, placed)
+        finally:
+            self.creates_in_flight -= count
+
+    def _check_total(self, count: int) -> None:
+        c = self.config
+        if self.creates_in_flight + count > c.max_creates_in_flight:
+            raise Busy(f"{self.creates_in_flight} creations are in flight (limit {c.max_creates_in_flight})", 1.0)
+        if self.ledger.total() + count > c.max_live_total:
+            raise CapacityExceeded(f"the service holds its maximum of {c.max_live_total} live instances", 5.0)
+
+    def _snapshot_host(self, snapshot_id: object) -> str:
+        if not is_snapshot_id(snapshot_id):
+            raise UnknownSnapshot(f"no snapshot {snapshot_id!r}: snapshot ids look like 'host-...--s<32 hex>'")
+        assert isinstance(snapshot_id, str)
+        host = snapshot_id.partition(ID_SEPARATOR)[0]
+        if host not in self.hosts.handles:
+            raise UnknownSnapshot(f"no snapshot {snapshot_id!r}: the host that kept it is gone")
+        return host
+
+    async def fork(self, instance_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """``count`` copies of an instance's exact state, on its host; they share a new group id."""
+        count = bounds.check_count(request.get("count", 1), self.config.max_group)
+        host = await self._host(instance_id)
+        self._check_total(count)
+        tickets = [self.ledger.admit(host) for _ in range(count)]
+        group_id = uuid.uuid4().hex
+        try:
+            made: list[dict[str, Any]] = await self.hosts.call(
+                host, "fork", instance_id, {**request, "count": count, "group_id": group_id}
+            )
+        except BaseException:
+            for ticket in tickets:
+                self.ledger.failed(ticket)
+            raise
+        for ticket in tickets:
+            self.ledger.completed(ticket)
+        for item in made:
+            self._routes[item["instance_id"]] = item.pop("host")
+        return {"instances": made, "group_id": group_id}
+
+    async def snapshot(self, instance_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.hosts.call(await self._host(instance_id), "snapshot", instance_id)
+        return result
+
+    async def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.hosts.call(self._snapshot_host(snapshot_id), "get_snapshot", snapshot_id)
+        return result
+
+    async def release_snapshot(self, snapshot_id: str) -> bool:
+        try:
+            host = self._snapshot_host(snapshot_id)
+        except UnknownSnapshot:
+            return False
+        released: bool = await self.hosts.call(host, "release_snapshot", snapshot_id)
+        return released
 
     async def _create_one(self, home: str, ticket: int, request: dict[str, Any]) -> dict[str, Any]:
         try:

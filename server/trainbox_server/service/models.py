@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class CreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    env_type: str = Field(description="environment family, e.g. 'bfcl' or 'appworld'", examples=["bfcl"])
-    task_id: str = Field(
-        min_length=1, description="a task id from GET /v1/environments/{env}/tasks", examples=["multi_turn_base_0"]
+    env_type: str | None = Field(
+        default=None,
+        description="environment family, e.g. 'bfcl' or 'appworld' (required without snapshot_id)",
+        examples=["bfcl"],
+    )
+    task_id: str | None = Field(
+        default=None,
+        min_length=1,
+        examples=["multi_turn_base_0"],
+        description="a task id from GET /v1/environments/{env}/tasks (required without snapshot_id)",
+    )
+    snapshot_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="restore a snapshot (POST /v1/instances/{id}/snapshot) instead of starting the task afresh",
     )
     params: dict[str, Any] = Field(default_factory=dict, description="family-specific create parameters")
     count: int = Field(
@@ -35,6 +48,24 @@ class CreateRequest(BaseModel):
         default=None, gt=0, strict=True, allow_inf_nan=False, description="seconds after creation before release"
     )
     arch: Literal["amd64", "arm64"] | None = Field(default=None, description="CPU architecture to run on")
+
+    @model_validator(mode="after")
+    def _task_or_snapshot(self) -> CreateRequest:
+        if self.snapshot_id is None and (self.env_type is None or self.task_id is None):
+            raise ValueError("give env_type and task_id, or a snapshot_id")
+        return self
+
+
+class ForkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(default=1, ge=1, strict=True, description="how many copies; at most TRAINBOX_MAX_GROUP")
+    idle_ttl: float | None = Field(
+        default=None, gt=0, strict=True, allow_inf_nan=False, description="seconds without calls before release"
+    )
+    max_lifetime: float | None = Field(
+        default=None, gt=0, strict=True, allow_inf_nan=False, description="seconds after creation before release"
+    )
 
 
 class StepRequest(BaseModel):

@@ -70,6 +70,7 @@ class Lease(_Open):
     expires_at: float
     steps: int
     terminated: bool
+    group_id: str | None = Field(default=None, description="shared by a create(count=n) or fork(count=n) group")
 
 
 class CreatedInstance(Lease):
@@ -86,11 +87,33 @@ class StepResponse(_Open):
     reward: float
     is_terminated: bool
     info: dict[str, Any]
+    group_id: str | None = None
 
 
 class EvaluateResponse(_Open):
     reward: float
     details: dict[str, Any]
+    group_id: str | None = None
+
+
+class ForkResponse(_Open):
+    instances: list[Lease]
+    group_id: str
+
+
+class SnapshotResponse(_Open):
+    snapshot_id: str
+    env_type: str
+    task_id: str
+    steps: int
+    terminated: bool
+    created_at: float
+    expires_at: float
+    bytes: int
+
+
+class SnapshotReleaseResponse(_Open):
+    released: bool
 
 
 class ReleaseResponse(_Open):

@@ -1,0 +1,117 @@
+"""Fork latency against the alternative a trainer has today: replaying the prefix in a new instance.
+
+Through the runtime (real BFCL workers; AppWorld worlds when ``--appworld-root`` is given), the layer
+every fork goes through: for tasks of ``multi_turn_base``, replay the ground truth up to the midpoint,
+then time ``fork`` (n = 1 and n = 8; BFCL copies in the same process) and, for the same task, a fresh
+instance with the prefix replayed step by step (what a client does without fork). Also the record size
+a snapshot keeps. Writes ``bench/results/fork.json``.
+
+    .venv/bin/python -m bench.fork_bench [--tasks 40] [--appworld-root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
+
+from tests import bfcl_replay as replay
+
+RESULTS = Path(__file__).parent / "results" / "fork.json"
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 3),
+        "n": len(ordered),
+    }
+
+
+async def bfcl(tasks: int) -> dict[str, Any]:
+    config = RuntimeConfig(families={"bfcl": FamilyConfig("bfcl", warm=1, processes=1)})
+    fork1, fork8, replayed, sizes = [], [], [], []
+    async with Runtime(config) as rt:
+        for task_id in sorted(replay.ground_truth("multi_turn_base"))[:tasks]:
+            steps = [m for turn in replay.multi_turn_steps(task_id) for m in turn]
+            prefix = steps[: len(steps) // 2]
+            source = (await rt.create("bfcl", task_id)).instance_id
+            for message in prefix:
+                await rt.step(source, message)
+            sizes.append(len(orjson.dumps(rt.record(source))))
+            for count, sink in ((1, fork1), (8, fork8)):
+                ids = [f"{source}-f{count}-{i}" for i in range(count)]
+                began = time.perf_counter()
+                await rt.fork(source, ids)
+                sink.append((time.perf_counter() - began) / count)
+                for instance_id in ids:
+                    await rt.close(instance_id)
+            began = time.perf_counter()
+            again = (await rt.create("bfcl", task_id)).instance_id
+            for message in prefix:
+                await rt.step(again, message)
+            replayed.append(time.perf_counter() - began)
+            for instance_id in (source, again):
+                await rt.close(instance_id)
+    return summary("bfcl", fork1, fork8, replayed, sizes)
+
+
+async def appworld(root: str, rounds: int) -> dict[str, Any]:
+    family = FamilyConfig("appworld", warm=3, create_timeout=300, step_timeout=60, env={"APPWORLD_ROOT": root})
+    fork1, replayed, sizes = [], [], []
+    prefix = [{"role": "assistant", "content": "```python\nprofile = apis.supervisor.show_profile()\n```"}] * 3
+    async with Runtime(RuntimeConfig(families={"appworld": family})) as rt:
+        task_id = (await rt.task_ids("appworld", "train"))[0]
+        for index in range(rounds):
+            source = (await rt.create("appworld", task_id)).instance_id
+            for message in prefix:
+                await rt.step(source, message)
+            sizes.append(len(orjson.dumps(rt.record(source))))
+            began = time.perf_counter()
+            await rt.fork(source, [f"aw-fork-{index}"])
+            fork1.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            again = (await rt.create("appworld", task_id)).instance_id
+            for message in prefix:
+                await rt.step(again, message)
+            replayed.append(time.perf_counter() - began)
+            for instance_id in (source, again, f"aw-fork-{index}"):
+                await rt.close(instance_id)
+    return summary("appworld", fork1, [], replayed, sizes)
+
+
+def summary(
+    family: str, fork1: list[float], fork8: list[float], replayed: list[float], sizes: list[int]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"family": family, "fork_n1": percentiles(fork1), "replay_prefix": percentiles(replayed)}
+    if fork8:
+        out["fork_n8_per_copy"] = percentiles(fork8)
+    out["replay_over_fork_p50"] = round(statistics.median(replayed) / statistics.median(fork1), 1)
+    out["snapshot_bytes_median"] = int(statistics.median(sizes))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--appworld-root")
+    parser.add_argument("--appworld-rounds", type=int, default=10)
+    args = parser.parse_args()
+    results = [asyncio.run(bfcl(args.tasks))]
+    if args.appworld_root:
+        results.append(asyncio.run(appworld(args.appworld_root, args.appworld_rounds)))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps({"time": time.time(), "results": results}, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
