@@ -62,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(config, on_ready=announce)
 
     print(f"starting trainbox on {url} (Ray: {config.ray_address or 'local'}) ...", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level, access_log=False)
+    # Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
+    # sends a request on a connection the server is closing at that moment (a reset, not an answer).
+    keep_alive = int(os.environ.get("TRAINBOX_KEEP_ALIVE", "75"))
+    uvicorn.run(
+        app, host=args.host, port=port, log_level=args.log_level, access_log=False, timeout_keep_alive=keep_alive
+    )
     return 0
 
 

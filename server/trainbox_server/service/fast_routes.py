@@ -18,7 +18,6 @@ from trainbox_server.service.bounds import LONG_DIGITS, MAX_REQUEST_ID_CHARS, in
 from trainbox_server.service.metrics import timed
 
 STEP_FIELDS = frozenset({"action", "request_id", "timeout"})
-_invalid = invalid
 
 
 def load_json(raw: bytes) -> Any:
@@ -36,21 +35,21 @@ def parse_step_body(raw: bytes) -> tuple[dict[str, Any], str | None, float | Non
     """The step body's (action, request_id, timeout), or a 422 saying what is wrong and what is accepted."""
     body = load_json(raw)
     if not isinstance(body, dict):
-        raise _invalid('the body must be an object: {"action": {...}, "request_id": ..., "timeout": ...}')
+        raise invalid('the body must be an object: {"action": {...}, "request_id": ..., "timeout": ...}')
     extra = sorted(set(body) - STEP_FIELDS)
     if extra:
-        raise _invalid(f"unknown field(s) {extra}; accepted: {sorted(STEP_FIELDS)}")
+        raise invalid(f"unknown field(s) {extra}; accepted: {sorted(STEP_FIELDS)}")
     action = body.get("action")
     if not isinstance(action, dict):
-        raise _invalid("action: must be the assistant message object, e.g. {'role': 'assistant', ...}")
+        raise invalid("action: must be the assistant message object, e.g. {'role': 'assistant', ...}")
     request_id = body.get("request_id")
     if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID_CHARS):
-        raise _invalid(f"request_id: must be a string of 1 to {MAX_REQUEST_ID_CHARS} characters")
+        raise invalid(f"request_id: must be a string of 1 to {MAX_REQUEST_ID_CHARS} characters")
     timeout = body.get("timeout")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600
     ):
-        raise _invalid("timeout: must be a number of seconds in (0, 3600]")
+        raise invalid("timeout: must be a number of seconds in (0, 3600]")
     return action, request_id, timeout
 
 
@@ -68,10 +67,10 @@ def parse_evaluate_body(raw: bytes) -> dict[str, Any]:
         return {}
     body = load_json(raw)
     if not isinstance(body, dict) or set(body) - {"params"}:
-        raise _invalid('the body must be {"params": {...}}')
+        raise invalid('the body must be {"params": {...}}')
     params = body.get("params", {})
     if not isinstance(params, dict):
-        raise _invalid("params: must be an object, e.g. {'sparse': true}")
+        raise invalid("params: must be an object, e.g. {'sparse': true}")
     return params
 
 

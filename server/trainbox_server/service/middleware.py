@@ -12,6 +12,7 @@ import hmac
 import logging
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,6 +58,8 @@ class ErrorGuard:
 
         try:
             await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            return  # the client went away mid-request: no one to answer
         except Exception as exc:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             if not started:  # once a response has started, nothing more can be said on it
