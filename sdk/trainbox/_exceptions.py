@@ -9,6 +9,7 @@
     │   ├── UnknownTask                 404
     │   ├── UnknownInstance             404      never existed, released, or expired
     │   ├── UnknownSnapshot             404      never taken, released, or past its TTL
+    │   ├── PayloadTooLarge             413      the request body is over the service's limit
     │   ├── NotForkable                 409      the instance cannot be forked (e.g. too long to replay)
     │   ├── DuplicateInstance           409      an instance id already in use
     │   ├── EpisodeOver                 409      step after the episode terminated
@@ -17,10 +18,12 @@
     │   └── UnavailableArchitecture     422      no host of the requested CPU architecture (arch=)
     ├── InfraError                      not the model's fault: drop the rollout (infra=True)
     │   ├── StepTimeout                 504      the service gave up on the call; its worker was replaced
+    │   ├── HostTimeout                 504      the instance's host did not answer within the call's deadline
     │   ├── InstanceLost                410      the instance's worker died; the instance is gone
     │   ├── EnvironmentUnavailable      503      family not installed or its data missing
     │   ├── CapacityExceeded            429      admission control; ``.retry_after`` seconds
     │   │   ├── SnapshotLimit           429      the host holds its maximum of snapshots
+    │   │   ├── HostsUnavailable        503      no host serves right now (they are being re-created)
     │   │   └── Busy                    503      too many creations in flight right now
     │   ├── EnvironmentFailure          500      the environment failed unexpectedly
     │   └── TransportError              no usable HTTP answer
@@ -52,10 +55,13 @@ __all__ = [
     "EnvironmentFailure",
     "EnvironmentUnavailable",
     "EpisodeOver",
+    "HostTimeout",
+    "HostsUnavailable",
     "InfraError",
     "InstanceLost",
     "InvalidAction",
     "NotForkable",
+    "PayloadTooLarge",
     "ProtocolError",
     "RequestError",
     "RequestTimeout",
@@ -143,6 +149,10 @@ class NotForkable(RequestError):
     kind = "not_forkable"
 
 
+class PayloadTooLarge(RequestError):
+    kind = "payload_too_large"
+
+
 class DuplicateInstance(RequestError):
     kind = "duplicate_instance"
 
@@ -192,6 +202,14 @@ class SnapshotLimit(CapacityExceeded):
     kind = "snapshot_limit"
 
 
+class HostsUnavailable(CapacityExceeded):
+    kind = "hosts_unavailable"
+
+
+class HostTimeout(InfraError):
+    kind = "host_timeout"
+
+
 class Busy(CapacityExceeded):
     kind = "busy"
 
@@ -231,6 +249,7 @@ _BY_KIND: dict[str, type[TrainboxError]] = {
         UnknownInstance,
         UnknownSnapshot,
         NotForkable,
+        PayloadTooLarge,
         DuplicateInstance,
         EpisodeOver,
         InvalidAction,
@@ -242,6 +261,8 @@ _BY_KIND: dict[str, type[TrainboxError]] = {
         CapacityExceeded,
         Busy,
         SnapshotLimit,
+        HostsUnavailable,
+        HostTimeout,
         EnvironmentFailure,
     )
 }
