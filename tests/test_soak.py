@@ -1,0 +1,110 @@
+"""Soak: 10,000 create/step/release cycles at concurrency 16 through a real service, with a hostile action
+mixed into every 100th episode. Every other episode must go through untouched (0 lost bystanders, no
+error status at all), the hostile ones get their typed answer, and memory comes back after release."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servicekit import RayCluster, Service, start_service
+from tests.test_bfcl_hostile import BIG_FILE, HOSTILE
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
+CYCLES = 10_000
+CONCURRENCY = 16
+HOSTILE_EVERY = 100
+TASK = "multi_turn_base_15"
+MEMORY_TOLERANCE_MIB = 96  # the memory benchmark's tolerance: back to idle after a burst
+# The hostile actions and what each must get; a call that never ends gets the offender's own 504.
+ATTACKS: list[tuple[dict[str, Any], int]] = [
+    *[({"action": action}, 422) for action in HOSTILE.values()],
+    ({"action": {"role": "assistant", "content": "[power(base=3, exponent=1000000000)]"}, "timeout": 2}, 504),
+]
+
+
+@pytest.fixture(scope="module")
+def soak_service(ray_cluster: RayCluster) -> Iterator[Service]:
+    families = '{"bfcl": {"warm": 1, "processes": 2, "step_timeout": 10}}'
+    svc = start_service(ray_cluster.address, TRAINBOX_HOSTS_PER_NODE="1", TRAINBOX_FAMILIES=families)
+    yield svc
+    svc.stop()
+
+
+def service_rss_mib(client: httpx.Client) -> float:
+    """Memory of the service's hosts and their worker processes (the front is this test's peer)."""
+    hosts = client.get("/v1/hosts").json()["hosts"]
+    kib = 0
+    for host in hosts:
+        for family in host.get("runtime", {}).get("families", {}).values():
+            kib += sum(p["rss_kib"] for p in family["processes"])
+    return kib / 1024
+
+
+async def episode(client: httpx.AsyncClient, index: int, tally: collections.Counter[str]) -> None:
+    created = await client.post("/v1/instances", json={"env_type": "bfcl", "task_id": TASK})
+    tally[f"create {created.status_code}"] += 1
+    if created.status_code != 200:
+        return
+    instance = created.json()["instances"][0]["instance_id"]
+    hostile = index % HOSTILE_EVERY == HOSTILE_EVERY - 1
+    if hostile:  # a file to read back, for the reply that outgrows the frame limit
+        action = {"role": "assistant", "content": f"[echo(content='{BIG_FILE}', file_name='big.txt')]"}
+        prepared = await client.post(f"/v1/instances/{instance}/step", json={"action": action})
+        tally[f"prepare {prepared.status_code}"] += 1
+        body, expected = ATTACKS[(index // HOSTILE_EVERY) % len(ATTACKS)]
+        answer = await client.post(f"/v1/instances/{instance}/step", json=body)
+        tally["hostile as expected" if answer.status_code == expected else f"hostile {answer.status_code}"] += 1
+    else:
+        action = {"role": "assistant", "content": f"[mkdir(dir_name='d{index}')]"}
+        answer = await client.post(f"/v1/instances/{instance}/step", json={"action": action})
+        tally[f"step {answer.status_code}"] += 1
+    released = await client.delete(f"/v1/instances/{instance}")
+    tally[f"release {released.status_code}"] += 1
+
+
+async def soak(url: str) -> collections.Counter[str]:
+    tally: collections.Counter[str] = collections.Counter()
+    indices = itertools.count()
+    deadline = time.monotonic() + 1800  # bounded in time as well as in count
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while (index := next(indices)) < CYCLES and time.monotonic() < deadline:
+            await episode(client, index, tally)
+
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+    return tally
+
+
+def test_soak_with_hostile_actions(soak_service: Service) -> None:
+    with soak_service.client() as client:
+        warm = client.post("/v1/instances", json={"env_type": "bfcl", "task_id": TASK}).json()["instances"][0]
+        client.delete(f"/v1/instances/{warm['instance_id']}")
+        time.sleep(8)  # emptied workers trim after a few idle seconds
+        idle = service_rss_mib(client)
+    tally = asyncio.run(soak(soak_service.url))
+    hostile = CYCLES // HOSTILE_EVERY
+    assert tally["create 200"] == CYCLES, tally
+    assert tally["hostile as expected"] == hostile, tally
+    assert tally["step 200"] == CYCLES - hostile, tally  # no bystander lost, no error of any kind
+    assert tally["release 200"] == CYCLES, tally
+    assert tally["prepare 200"] == hostile, tally
+    assert sum(tally.values()) == 3 * CYCLES + hostile, tally
+    with soak_service.client() as client:
+        assert sum(host["live"] for host in client.get("/v1/hosts").json()["hosts"]) == 0
+        for _ in range(30):  # memory returns to idle once the burst is released
+            time.sleep(2)
+            after = service_rss_mib(client)
+            if after - idle <= MEMORY_TOLERANCE_MIB:
+                break
+        assert after - idle <= MEMORY_TOLERANCE_MIB, (idle, after)
