@@ -4,6 +4,7 @@
 #   appworld.json              AppWorld create from the warm pool vs cold, world process memory
 #   service*.json, service.md  trainbox vs the reference's own service, side by side
 #   operator_scale.json        1,000 TrainingInstances to Ready and released by TTL (real control plane)
+#   fork.json                  fork latency vs replaying the prefix in a new instance (BFCL; AppWorld on the builder's data)
 # Pass --quick to scale the service benchmark down (a check of the machinery, not numbers to quote).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,11 @@ step "AppWorld warm-pool vs cold create"
 .venv/bin/python -m bench.appworld_bench
 step "service: trainbox vs the reference"
 .venv/bin/python -m bench.compare_reference "$@"
+step "fork vs replaying the prefix"
+AW=$(mktemp -d)
+PYTHONPATH=server .venvs/appworld/bin/python -m trainbox_server.envs.appworld_dataset --root "$AW" >/dev/null
+.venv/bin/python -m bench.fork_bench --appworld-root "$AW"
+rm -rf "$AW"
 step "operator: 1,000 TrainingInstances"
 bash scripts/k8s-tools.sh
 .venv/bin/python -m bench.operator_scale
