@@ -223,6 +223,7 @@ class FamilyPool:
     def _retire(self, worker: WorkerProcess) -> None:
         with contextlib.suppress(ValueError):
             self.active.remove(worker)
+        worker.on_death = None  # a retirement, not a death: its instances are already closed
         self._spawn_task(worker.stop())
         self._refill()
 
