@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help install install-reference run test test-fast lint bench appworld-data k8s-tools cluster-up cluster-down clean
+.PHONY: help install install-reference run test test-fast lint bench appworld-data system-packages k8s-tools images \
+	images-stop cluster-up cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,8 +34,17 @@ bench: install  ## run every benchmark; results land in bench/results/ (README q
 appworld-data: install  ## download AppWorld's task data (needs the internet)
 	@.venvs/appworld/bin/appworld download data --root "$${APPWORLD_ROOT:-$$HOME/.cache/trainbox/appworld}"
 
+system-packages:  ## the Debian packages the images and real nodes need (docker.io, containerd, qemu-user, ...)
+	@bash scripts/system-packages.sh
+
 k8s-tools:  ## build the Kubernetes test-bed binaries into ~/.cache/trainbox (idempotent)
 	@bash scripts/k8s-tools.sh
+
+images: system-packages k8s-tools  ## build the images (amd64 + arm64) and publish them to the loopback registry
+	@bash scripts/images/build.sh
+
+images-stop:  ## stop the project's Docker engine and image registry
+	@bash scripts/images/engine.sh down
 
 cluster-up: install k8s-tools  ## start the local control plane for kubectl
 	@$(PY) -m tests.k8s.cluster up
