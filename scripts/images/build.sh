@@ -163,7 +163,13 @@ testbed_images
   echo "  \"base\": {\"ref\": \"$BASE_REF\", \"archs\": \"amd64,arm64\"},"
   sep=""
   for name in "${!REF[@]}"; do
-    printf '%s  "%s": {"ref": "%s", "archs": "%s"}' "$sep" "$name" "${REF[$name]}" "${ARCHS[$name]}"
+    sizes=""
+    IFS=, read -r -a archs <<<"${ARCHS[$name]}"
+    for arch in "${archs[@]}"; do  # uncompressed size, when the image is in the local engine
+      size=$($DOCKER image inspect -f '{{.Size}}' "${REF[$name]}-$arch" 2>/dev/null) || continue
+      sizes+="${sizes:+, }\"$arch\": $size"
+    done
+    printf '%s  "%s": {"ref": "%s", "archs": "%s", "bytes": {%s}}' "$sep" "$name" "${REF[$name]}" "${ARCHS[$name]}" "$sizes"
     sep=$',\n'
   done
   printf '\n}\n'
