@@ -40,7 +40,7 @@ up() {
     # setsid: the engine outlives the calling make/pytest; `down` stops it.
     setsid dockerd --config-file "$D/daemon.json" --data-root "$D/data" --exec-root "$D/run" \
       --host "unix://$SOCK" --pidfile "$D/dockerd.pid" --bridge=none --iptables=false --ip6tables=false \
-      --ip-masq=false --userland-proxy=false --log-level=warn --storage-driver=overlay2 \
+      --ip-masq=false --ip-forward=false --userland-proxy=false --log-level=warn --storage-driver=overlay2 \
       </dev/null >>"$D/dockerd.log" 2>&1 &
     wait_for "dockerd (log: $D/dockerd.log)" 60 /usr/bin/docker version
   fi
