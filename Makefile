@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help install install-reference run test test-fast lint bench appworld-data k8s-tools cluster-up cluster-down clean
+.PHONY: help install install-reference run test test-fast lint bench appworld-data system-packages k8s-tools images \
+	images-for-tests images-stop cluster-up cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -16,11 +17,11 @@ install-reference:  ## the reference (agentscope-runtime) in its own venv, for t
 run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld where its data is present)
 	@$(PY) -m trainbox_server serve --host 127.0.0.1 --port $${TRAINBOX_PORT:-8080} --banner
 
-test: install install-reference k8s-tools  ## set up and run the whole test suite (what CI runs)
+test: install install-reference k8s-tools images-for-tests  ## set up and run the whole test suite (what CI runs)
 	@$(PY) -m pytest -q --durations=15 tests
 
-test-fast: install  ## tests without the Kubernetes control plane
-	@$(PY) -m pytest -q -m "not k8s" tests
+test-fast: install  ## tests without the Kubernetes control plane and the images
+	@$(PY) -m pytest -q -m "not k8s and not images" tests
 
 lint: install  ## ruff + mypy
 	@.venv/bin/ruff check server sdk operator tests bench
@@ -33,10 +34,24 @@ bench: install  ## run every benchmark; results land in bench/results/ (README q
 appworld-data: install  ## download AppWorld's task data (needs the internet)
 	@.venvs/appworld/bin/appworld download data --root "$${APPWORLD_ROOT:-$$HOME/.cache/trainbox/appworld}"
 
-k8s-tools:  ## build the Kubernetes test-bed binaries into ~/.cache/trainbox (idempotent)
+system-packages:  ## the Debian packages the images and real nodes need (docker.io, containerd, qemu-user, ...)
+	@bash scripts/system-packages.sh
+
+k8s-tools: system-packages  ## build the Kubernetes test-bed binaries into ~/.cache/trainbox (idempotent)
 	@bash scripts/k8s-tools.sh
 
-cluster-up: install k8s-tools  ## start the local control plane for kubectl
+images: system-packages k8s-tools  ## build the images (amd64 + arm64) and publish them to the loopback registry
+	@bash scripts/images/build.sh
+
+# What the tests run: the emulated arm64 part is kept to the server image (the one the arm64 Ray workers run).
+IMAGES_FOR_TESTS := server=amd64,arm64 appworld=amd64 operator=amd64
+images-for-tests: system-packages k8s-tools  ## the subset of `images` the tests need
+	@TRAINBOX_IMAGES="$(IMAGES_FOR_TESTS)" bash scripts/images/build.sh
+
+images-stop:  ## stop the project's Docker engine and image registry
+	@bash scripts/images/engine.sh down
+
+cluster-up: install k8s-tools images-for-tests  ## start the local control plane, real nodes included, for kubectl
 	@$(PY) -m tests.k8s.cluster up
 
 cluster-down:  ## stop it

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds (idempotently) the Kubernetes test-bed binaries from Go modules into
 #   ~/.cache/trainbox/k8s-<version key>/bin : kube-apiserver, kube-controller-manager, kube-scheduler,
-#                                            etcd, kwok, helm, kuberay-operator
+#                                            etcd, kwok, helm, kuberay-operator, kubelet, kube-proxy, coredns,
+#                                            pause-amd64, pause-arm64 (static, from pause.c)
+#   ~/.cache/trainbox/k8s-<version key>/bin/arm64: kubelet, containerd, containerd-shim-runc-v2 for the arm64 node
+#                                                  (run under qemu-user)
 #   ~/.cache/trainbox/k8s-<version key>/crds: the KubeRay CRDs, taken from the module
 #   ~/.cache/trainbox/k8s-<version key>/kwok-stages: kwok's stock node and pod stages, from the module
 # Versions are pinned in scripts/k8s/versions.env and the wrapper modules scripts/k8s/{kube,kuberay}.
@@ -24,6 +27,7 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'k8s-tools: %s\n' "$*" >&2; exit 1; }
 
 command -v go >/dev/null || die "go is not on PATH; the test bed is built with Go >= 1.26"
+bash scripts/system-packages.sh  # containerd, CNI plugins, qemu-user, the arm64 cross compiler
 mkdir -p "$BIN"
 # One build at a time per version key (two `make test` runs may start together); a killed build's
 # temp dirs are cleared once the lock is held.
@@ -48,26 +52,32 @@ default_name() {
 }
 
 # build_module NAME LDFLAGS OUTNAME=PACKAGE...: builds the packages of wrapper module NAME unless its stamp matches.
+# NAME may carry an architecture (kube@arm64): the same module cross-built with GOARCH into $BIN/arm64/.
 build_module() {
-  local name=$1 ldflags=$2; shift 2
-  local dir=$ROOT/scripts/k8s/$name stamp=$BIN/.stamp-$name want missing=0 spec
-  want=$( { cat "$dir/go.mod" "$dir/go.sum"; echo "$ldflags $*"; go env GOVERSION; } | sha256sum | cut -c1-16)
-  for spec in "$@"; do [ -x "$BIN/${spec%%=*}" ] || missing=1; done
+  local name=${1%@*} arch=${1#*@} ldflags=$2
+  [ "$arch" = "$1" ] && arch=$(go env GOHOSTARCH)
+  shift 2
+  local dir=$ROOT/scripts/k8s/$name bin=$BIN stamp want missing=0 spec
+  [ "$arch" = "$(go env GOHOSTARCH)" ] || bin=$BIN/$arch
+  mkdir -p "$bin"
+  stamp=$bin/.stamp-$name
+  want=$( { cat "$dir/go.mod" "$dir/go.sum"; echo "$ldflags $* $arch"; go env GOVERSION; } | sha256sum | cut -c1-16)
+  for spec in "$@"; do [ -x "$bin/${spec%%=*}" ] || missing=1; done
   if [ "$missing" = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    step "$name: up to date ($BIN)"; return
+    step "$name ($arch): up to date ($bin)"; return
   fi
   local tmp; tmp=$(mktemp -d "$OUT/build-XXXXXX")
   local pkgs=(); for spec in "$@"; do pkgs+=("${spec#*=}"); done
   step "$name: downloading modules"
   (cd "$dir" && go mod download)
-  step "$name: building ${pkgs[*]} (nice -n 10; a cold build takes minutes)"
+  step "$name ($arch): building ${pkgs[*]} (nice -n 10; a cold build takes minutes)"
   local start=$SECONDS
   # One go build for all packages: shared packages compile once and the links overlap.
-  (cd "$dir" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
-  for spec in "$@"; do mv -f "$tmp/$(default_name "${spec#*=}")" "$BIN/${spec%%=*}"; done
+  (cd "$dir" && GOARCH=$arch nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
+  for spec in "$@"; do mv -f "$tmp/$(default_name "${spec#*=}")" "$bin/${spec%%=*}"; done
   rmdir "$tmp"
   echo "$want" >"$stamp"
-  step "$name: built in $((SECONDS - start))s"
+  step "$name ($arch): built in $((SECONDS - start))s"
 }
 
 # sync_files DIR FILE...: copy each FILE into DIR unless an identical copy is there (keeps mtimes stable).
@@ -95,6 +105,47 @@ copy_kwok_stages() {
     "$src"/pod/fast/pod-ready.yaml "$src"/pod/fast/pod-complete.yaml "$src"/pod/fast/pod-delete.yaml
 }
 
+# The pod sandbox's pause process, from the kubernetes module's own pause.c (static, one per architecture).
+build_pause() {
+  local src
+  src=$(cd scripts/k8s/kube && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+  [ -f "$src" ] || die "pause.c not found at $src"
+  local arch cc
+  for arch in amd64 arm64; do
+    cc=gcc; [ "$arch" = amd64 ] || cc=aarch64-linux-gnu-gcc
+    command -v "$cc" >/dev/null || die "$cc missing: run scripts/system-packages.sh"
+    if [ ! -x "$BIN/pause-$arch" ] || [ "$src" -nt "$BIN/pause-$arch" ]; then
+      "$cc" -Os -Wall -Werror -static -DVERSION="$K8S_VERSION" -o "$BIN/pause-$arch.tmp" "$src"
+      mv -f "$BIN/pause-$arch.tmp" "$BIN/pause-$arch"
+      step "pause ($arch): built"
+    fi
+  done
+}
+
+# The arm64 node's containerd: containerd's CRI pulls images for the platform it was built for, so the arm64
+# node runs Debian's arm64 containerd (and shim) under qemu-user. Fetched with a private apt state (no change to
+# the machine's apt configuration), at the version of the host's containerd package.
+fetch_arm64_containerd() {
+  local version apt=$CACHE/apt-arm64 deb
+  version=$(dpkg-query -W -f='${Version}' containerd 2>/dev/null) || die "containerd not installed: run scripts/system-packages.sh"
+  if [ -x "$BIN/arm64/containerd" ] && [ "$(cat "$BIN/arm64/.containerd-version" 2>/dev/null)" = "$version" ]; then
+    step "containerd (arm64): up to date"; return
+  fi
+  local opts=(-q -o APT::Architecture=arm64 -o APT::Architectures=arm64 -o "Dir::State::Lists=$apt/lists"
+    -o "Dir::Cache=$apt/cache" -o Dir::State::Status=/dev/null)
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$BIN/arm64"
+  apt-get "${opts[@]}" update >/dev/null 2>&1 || apt-get "${opts[@]}" update
+  (cd "$apt/debs" && apt-get "${opts[@]}" download "containerd:arm64=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  deb=$(ls "$apt/debs"/containerd_*_arm64.deb 2>/dev/null | tail -1)
+  [ -n "$deb" ] || die "could not download containerd:arm64=$version"
+  local tmp; tmp=$(mktemp -d "$OUT/build-XXXXXX")
+  dpkg-deb -x "$deb" "$tmp"
+  install -m 755 "$tmp/usr/bin/containerd" "$tmp/usr/bin/containerd-shim-runc-v2" "$BIN/arm64/"
+  rm -rf "$tmp"
+  echo "$version" >"$BIN/arm64/.containerd-version"
+  step "containerd (arm64): $version"
+}
+
 step "Kubernetes test bed $KEY -> $OUT"
 build_module kube "$(k8s_ldflags)" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
@@ -102,8 +153,15 @@ build_module kube "$(k8s_ldflags)" \
   kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
   etcd=go.etcd.io/etcd/server/v3 \
   kwok=sigs.k8s.io/kwok/cmd/kwok \
-  helm=helm.sh/helm/v3/cmd/helm
+  helm=helm.sh/helm/v3/cmd/helm \
+  kubelet=k8s.io/kubernetes/cmd/kubelet \
+  kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
 build_module kuberay "-s -w" kuberay-operator=github.com/ray-project/kuberay/ray-operator
+build_module coredns "-s -w" coredns=github.com/coredns/coredns
+# The arm64 node runs an arm64 kubelet under qemu-user: a kubelet reports its own build's architecture.
+build_module kube@arm64 "$(k8s_ldflags)" kubelet=k8s.io/kubernetes/cmd/kubelet
+build_pause
+fetch_arm64_containerd
 copy_kuberay_crds
 copy_kwok_stages
 step "k8s tools ready: $BIN"

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trainbox-operator")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree without an install
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     parser.add_argument("--liveness", default=None, help="serve a liveness probe, e.g. http://0.0.0.0:8081/healthz")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"trainbox-operator {_version()}")
     args = parser.parse_args(argv)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig

@@ -5,8 +5,8 @@ run the pods scheduled on them) and the KubeRay operator run as local processes 
 controller-runtime's envtest runs a control plane. The pytest fixtures in conftest.py use `Cluster`; a person
 uses the CLI:
 
-    python -m tests.k8s.cluster up     # start in the background, print the kubeconfig path
-    python -m tests.k8s.cluster down   # stop the processes that `up` recorded
+    python -m tests.k8s.cluster up     # start in the background (real nodes too), print the kubeconfig path
+    python -m tests.k8s.cluster down   # stop the processes that `up` recorded and clean up after the nodes
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ __all__ = ["Cluster", "ClusterError", "main"]
 STATE_DIR = Path.home() / ".cache/trainbox/cluster"
 START_TIMEOUT = 120.0  # per step; a loaded 2-core machine makes the apiserver slow to take the CRDs
 _NO_PROXY = urllib.request.ProxyHandler({})
+_NODE_BINARIES = {"kubelet", "containerd", "kube-proxy"}
 
 
 class Cluster:
@@ -58,13 +59,16 @@ class Cluster:
         self.ready_seconds: float | None = None
         self.timeline: list[tuple[str, float]] = []  # (what was awaited, seconds since start) for the record
         self._began = time.monotonic()
+        self.pki: Pki | None = None
+        self.apiserver_port = 0
 
     def start(self) -> Cluster:
         """Start every component and wait until nodes are Ready and the KubeRay operator is up."""
         self._began = time.monotonic()
         self.logs.mkdir(parents=True, exist_ok=True)
-        pki = write_pki(self.work / "pki", SERVICE_IP)
+        pki = self.pki = write_pki(self.work / "pki", SERVICE_IP)
         ports = Ports()
+        self.apiserver_port = ports.apiserver
         _write_kubeconfig(self.kubeconfig, pki, ports.apiserver)
         argv = command_lines(self.tools, self.work, pki, ports, self.kubeconfig, self._write_kwok_config())
         try:
@@ -180,6 +184,8 @@ def _write_kubeconfig(path: Path, pki: Pki, port: int) -> None:
 
 
 def _up(state_dir: Path) -> int:
+    from .nodeset import NodeSet  # nodeset imports this module
+
     state_file = state_dir / "state.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
@@ -190,26 +196,37 @@ def _up(state_dir: Path) -> int:
     shutil.rmtree(state_dir, ignore_errors=True)  # leftovers of a failed `up`: start from a clean etcd
     cluster = Cluster(state_dir, detach=True)
     cluster.start()
-    pids = {str(p.pid): p.argv[0] for p in cluster.processes.values()}
+    nodes = NodeSet(cluster).start()
+    processes = [*cluster.processes.values(), *nodes.processes.values()]
+    pids = {str(p.pid): p.argv[0] for p in processes}
     state_file.write_text(json.dumps({"kubeconfig": str(cluster.kubeconfig), "pids": pids}, indent=2))
     steps = ", ".join(f"{what} at {seconds:.1f}s" for what, seconds in cluster.timeline)
     print(f"control plane ready in {cluster.ready_seconds:.1f}s ({steps}); logs in {cluster.logs}")
+    print("real nodes: " + ", ".join(f"{what} {seconds:.1f}s" for what, seconds in nodes.timeline))
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     return 0
 
 
 def _down(state_dir: Path) -> int:
+    from .nodeset import NodeSet
+
     state_file = state_dir / "state.json"
     if not state_file.exists():
         print(f"no control plane recorded in {state_dir}; nothing to stop")
         return 0
     pids = {int(pid): binary for pid, binary in json.loads(state_file.read_text())["pids"].items()}
-    by_name = {Path(binary).name: pid for pid, binary in pids.items()}
-    for names in (set(by_name) - {"kube-apiserver", "etcd"}, {"kube-apiserver"}, {"etcd"}):
+    nodes = NodeSet(Cluster(state_dir)) if (state_dir / "nodes").is_dir() else None
+    if nodes is not None:
+        nodes.drain()  # while the apiserver and kubelets still run
+    by_name = {Path(binary).name: pid for pid, binary in pids.items() if Path(binary).name != "kubelet"}
+    node_pids = {pid: binary for pid, binary in pids.items() if Path(binary).name in _NODE_BINARIES}
+    stop_pids(node_pids)
+    for names in (set(by_name) - {"kube-apiserver", "etcd"} - _NODE_BINARIES, {"kube-apiserver"}, {"etcd"}):
         stop_pids({by_name[n]: pids[by_name[n]] for n in names if n in by_name})
+    left = nodes.cleanup() if nodes is not None else []
     shutil.rmtree(state_dir, ignore_errors=True)
-    print(f"stopped {len(pids)} processes")
-    return 0
+    print(f"stopped {len(pids)} processes" + (f"; could not remove: {left}" if left else ""))
+    return 1 if left else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """The control-plane processes: where their binaries are, their command lines, and starting/stopping them.
 
-Every component listens on 127.0.0.1 only (or not at all); kwok hands out node and pod addresses in
-127.0.0.0/8 and Services get cluster IPs in 127.0.0.0/8, so nothing here ever addresses another host.
+Every control-plane component listens on 127.0.0.1 only (or not at all); kwok hands out node and pod addresses
+in 127.0.0.0/8. Real nodes (nodes.py) and Services live in 198.18.0.0/15, the benchmarking range, routed only
+inside this machine (network.py): pods 198.18.0.0/16 (a /24 per node), Services 198.19.0.0/16. The apiserver
+reaches kubelets by their InternalIP, never through a name lookup.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from .pki import Pki
 
 __all__ = [
+    "DNS_IP",
     "NODE_IP",
     "POD_CIDR",
     "SERVICE_CIDR",
@@ -36,8 +39,9 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICE_CIDR = "127.10.0.0/16"
-SERVICE_IP = "127.10.0.1"  # the `kubernetes` Service: the first address of SERVICE_CIDR
+SERVICE_CIDR = "198.19.0.0/16"
+SERVICE_IP = "198.19.0.1"  # the `kubernetes` Service: the first address of SERVICE_CIDR
+DNS_IP = "198.19.0.10"  # the cluster DNS Service (CoreDNS)
 POD_CIDR = "127.20.0.1/16"  # kwok's pod IP pool
 NODE_IP = "127.0.0.1"  # kwok's fallback; our nodes carry their own 127.0.1.x InternalIP
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "helm", "kuberay-operator")
@@ -130,8 +134,15 @@ def command_lines(
                            f"--client-ca-file={pki.ca_cert}", f"--service-account-key-file={pki.sa_pub}",
                            f"--service-account-signing-key-file={pki.sa_key}",
                            f"--service-account-issuer=https://127.0.0.1:{ports.apiserver}",
-                           f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=RBAC",
-                           "--allow-privileged=true", "--endpoint-reconciler-type=none", "--profiling=false"],
+                           f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
+                           # Namespaces choose KWOK or real nodes by annotation (kube.KWOK_NAMESPACE_ANNOTATIONS).
+                           "--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
+                           "--allow-privileged=true", "--endpoint-reconciler-type=none", "--profiling=false",
+                           # Kubelets by address, never by name: a name would go to this machine's resolver.
+                           "--kubelet-preferred-address-types=InternalIP",
+                           f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+                           f"--kubelet-client-key={pki.kubelet_client_key}",
+                           f"--kubelet-certificate-authority={pki.ca_cert}"],
         "kube-controller-manager": [str(tools.bin("kube-controller-manager")), f"--kubeconfig={kubeconfig}",
                                     *on_loopback_only, f"--service-account-private-key-file={pki.sa_key}",
                                     f"--root-ca-file={pki.ca_cert}", f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -194,9 +205,13 @@ def is_alive(pid: int, binary: str | None = None) -> bool:
     """Whether `pid` runs (not a zombie) and, if `binary` is given, still runs that binary."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ProcessLookupError):
         return False
+    # A foreign-architecture binary runs under qemu-user (binfmt_misc): its cmdline starts with the interpreter.
+    if "qemu" in Path(argv[0].decode()).name and len(argv) > 1:
+        argv = argv[1:]
+    cmdline = argv[0].decode()
     if stat.rsplit(")", 1)[1].split()[0] == "Z":
         return False
     return binary is None or cmdline == binary

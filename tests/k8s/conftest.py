@@ -1,8 +1,11 @@
 """Fixtures for tests against the local Kubernetes control plane.
 
 `k8s_cluster` (session): etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with two amd64
-and two arm64 fake nodes, and the KubeRay operator, started once per run from the binaries that
-`make k8s-tools` builds. `kube_api` is an admin API client; `namespace` is a fresh random namespace per test.
+and two arm64 fake nodes (tainted), and the KubeRay operator, started once per run from the binaries that
+`make k8s-tools` builds. `kube_api` is an admin API client; `namespace` is a fresh random namespace per test
+whose pods run on the KWOK nodes. `real_nodes` (session, started on first use) adds real nodes (nodeset.py):
+a native amd64 kubelet and an arm64 kubelet under qemu-user, each with its own containerd, plus kube-proxy and
+CoreDNS; `node_namespace` is a fresh namespace whose pods run there.
 When a test that used the cluster fails, its report gets the component log paths and their last lines;
 the logs stay under pytest's base temp dir (`k8s*/logs`).
 """
@@ -19,8 +22,10 @@ from kubernetes.client.exceptions import ApiException
 from . import kube
 from .cluster import Cluster
 from .components import ToolsMissing
+from .nodeset import NodeSet
 
 _CLUSTER = pytest.StashKey[Cluster]()
+_NODES = pytest.StashKey[NodeSet]()
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +51,39 @@ def kube_api(k8s_cluster: Cluster) -> Iterator[k8s.ApiClient]:
 
 @pytest.fixture
 def namespace(kube_api: k8s.ApiClient) -> Iterator[str]:
-    """A fresh namespace (with its `default` service account) per test, deleted afterwards."""
+    """A fresh namespace (with its `default` service account) per test, deleted afterwards. Its pods run on
+    the KWOK nodes (they tolerate the KWOK taint and select those nodes)."""
+    yield from _namespace(kube_api, kube.KWOK_NAMESPACE_ANNOTATIONS)
+
+
+@pytest.fixture(scope="session")
+def real_nodes(request: pytest.FixtureRequest, k8s_cluster: Cluster) -> Iterator[NodeSet]:
+    """The real nodes (amd64 native, arm64 under qemu-user), kube-proxy and CoreDNS."""
+    try:
+        nodes = NodeSet(k8s_cluster)
+    except ToolsMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    request.session.stash[_NODES] = nodes
+    nodes.start()
+    steps = ", ".join(f"{what} {seconds:.1f}s" for what, seconds in nodes.timeline)
+    print(f"\nreal nodes ready ({steps})")
+    yield nodes
+    left = nodes.stop()
+    if left:
+        print(f"\nreal nodes: left behind after stop: {left}")
+
+
+@pytest.fixture
+def node_namespace(kube_api: k8s.ApiClient, real_nodes: NodeSet) -> Iterator[str]:
+    """A fresh namespace whose pods run on the real nodes."""
+    yield from _namespace(kube_api, {})
+
+
+def _namespace(kube_api: k8s.ApiClient, annotations: dict[str, str]) -> Iterator[str]:
     core = k8s.CoreV1Api(kube_api)
     name = f"t-{secrets.token_hex(4)}"
-    core.create_namespace({"metadata": {"name": name, "labels": {"trainbox.dev/test": "true"}}})
+    metadata = {"name": name, "labels": {"trainbox.dev/test": "true"}, "annotations": annotations}
+    core.create_namespace({"metadata": metadata})
 
     def service_account() -> bool:
         try:
@@ -71,4 +105,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     cluster = item.session.stash.get(_CLUSTER, None)
     if report.failed and cluster is not None and "k8s_cluster" in getattr(item, "fixturenames", ()):
         report.sections.append(("k8s control plane", cluster.report()))
+        nodes = item.session.stash.get(_NODES, None)
+        if nodes is not None:
+            report.sections.append(("real nodes", nodes.report()))
     return report

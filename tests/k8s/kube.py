@@ -1,9 +1,12 @@
 """Talking to the local control plane: the objects it is bootstrapped with (KubeRay CRDs, kwok fake nodes)
 and a polling helper for tests.
 
-The fake nodes are the test bed's "machines": two amd64 and two arm64, labelled like real ones
+The fake nodes are the test bed's scale "machines": two amd64 and two arm64, labelled like real ones
 (`kubernetes.io/arch`, `kubernetes.io/os`, `kubernetes.io/hostname`), with the capacity of a mid-size VM
 and an InternalIP on loopback (127.0.1.x), so anything that reads a node or pod address sees loopback only.
+They carry the taint KWOK_TAINT, so that only pods that tolerate it land there (real nodes run the rest):
+a namespace made with KWOK_NAMESPACE_ANNOTATIONS gives every pod in it that toleration and a node selector
+for the KWOK nodes (the apiserver's PodTolerationRestriction and PodNodeSelector admission plugins).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from kubernetes.client.exceptions import ApiException
 
 __all__ = [
     "KWOK_ANNOTATION",
+    "KWOK_NAMESPACE_ANNOTATIONS",
+    "KWOK_TAINT",
     "NODES",
     "client",
     "crds_established",
@@ -36,6 +41,13 @@ __all__ = [
 
 T = TypeVar("T")
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+KWOK_TAINT = {"key": "trainbox.dev/kwok", "value": "true", "effect": "NoSchedule"}
+KWOK_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"key": KWOK_TAINT["key"], "operator": "Exists", "effect": KWOK_TAINT["effect"]}]
+    ),
+}
 NODES: tuple[tuple[str, str], ...] = (
     ("kwok-amd64-0", "amd64"),
     ("kwok-amd64-1", "amd64"),
@@ -139,7 +151,7 @@ def _node(index: int, name: str, arch: str) -> dict:
                 "type": "kwok",
             },
         },
-        "spec": {},
+        "spec": {"taints": [KWOK_TAINT]},
         "status": {
             "capacity": CAPACITY,
             "allocatable": CAPACITY,

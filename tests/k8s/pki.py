@@ -2,7 +2,8 @@
 
 One throw-away CA signs the kube-apiserver's serving certificate (valid for 127.0.0.1, localhost and the
 in-cluster names of the `kubernetes` service) and an admin client certificate in `system:masters`; a
-separate key signs service-account tokens. ECDSA P-256 keeps generation fast.
+separate key signs service-account tokens. ECDSA P-256 keeps generation fast. `issue` signs more leaves with
+the same CA: kubelet client and serving certificates, the apiserver's kubelet-client certificate, kube-proxy's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["Pki", "write_pki"]
+__all__ = ["Pki", "issue", "write_pki"]
 
 _VALIDITY = datetime.timedelta(days=2)
 _SERVICE_NAMES = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
@@ -35,6 +36,8 @@ class Pki:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
+    kubelet_client_cert: Path  # the apiserver's client certificate towards kubelets (logs, exec)
+    kubelet_client_key: Path
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -89,7 +92,8 @@ def write_pki(directory: Path, service_ip: str) -> Pki:
     """Create a fresh CA, serving and admin certificates and a service-account key pair in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(*(directory / n for n in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt",
-                                        "admin.key", "sa.key", "sa.pub")))  # fmt: skip
+                                        "admin.key", "sa.key", "sa.pub", "apiserver-kubelet-client.crt",
+                                        "apiserver-kubelet-client.key")))  # fmt: skip
     ca_key = _new_key()
     ca_name = _name("trainbox-test-ca")
     ca_cert = (
@@ -102,10 +106,14 @@ def write_pki(directory: Path, service_ip: str) -> Pki:
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
     server = _leaf((ca_cert, ca_key), _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans)
     admin = _leaf((ca_cert, ca_key), _name("trainbox-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH)
+    kubelet_client = _leaf(
+        (ca_cert, ca_key), _name("kube-apiserver-kubelet-client", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH
+    )
     for cert_path, key_path, (cert, key) in (
         (pki.ca_cert, pki.ca_key, (ca_cert, ca_key)),
         (pki.server_cert, pki.server_key, server),
         (pki.admin_cert, pki.admin_key, admin),
+        (pki.kubelet_client_cert, pki.kubelet_client_key, kubelet_client),
     ):
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key_path, key)
@@ -115,3 +123,32 @@ def write_pki(directory: Path, service_ip: str) -> Pki:
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return pki
+
+
+def issue(
+    pki: Pki,
+    stem: str,
+    common_name: str,
+    org: str | None = None,
+    *,
+    server_ips: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
+    """A certificate signed by the run's CA (client auth; also server auth for `server_ips`), as
+    `<stem>.crt`/`<stem>.key` beside the CA. Returns (cert, key) paths."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = _new_key()
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server_ips else [])
+    builder = (
+        _builder(_name(common_name, org), ca_cert.subject, key)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if server_ips:
+        sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert_path, key_path = pki.ca_cert.with_name(f"{stem}.crt"), pki.ca_cert.with_name(f"{stem}.key")
+    cert_path.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    _write_key(key_path, key)
+    return cert_path, key_path

@@ -1,5 +1,5 @@
 """Self-test of the control plane: the real scheduler places pods by node architecture, kwok runs them,
-and every address handed out is on loopback."""
+KWOK's node and pod addresses are on loopback and Services get addresses in the Service range."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import ipaddress
 import pytest
 from kubernetes import client as k8s
 
+from .components import SERVICE_CIDR
 from .kube import NODES, wait_until
 
 pytestmark = pytest.mark.k8s
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+SERVICE_RANGE = ipaddress.ip_network(SERVICE_CIDR)
 IMAGE = "registry.invalid/trainbox/never-pulled:1"  # kwok runs pods without pulling anything
 
 
@@ -72,7 +74,7 @@ def test_pod_for_missing_architecture_stays_pending_with_scheduler_reason(kube_a
     assert core.read_namespaced_pod("wants-s390x", namespace).status.phase == "Pending"
 
 
-def test_nodes_services_and_pods_get_loopback_addresses(kube_api: k8s.ApiClient, namespace: str):
+def test_kwok_nodes_get_loopback_addresses_and_services_the_service_range(kube_api: k8s.ApiClient, namespace: str):
     core = k8s.CoreV1Api(kube_api)
     nodes = [n for n in core.list_node().items if n.metadata.name in dict(NODES)]
     assert sorted(n.metadata.labels["kubernetes.io/arch"] for n in nodes) == ["amd64", "amd64", "arm64", "arm64"]
@@ -82,4 +84,4 @@ def test_nodes_services_and_pods_get_loopback_addresses(kube_api: k8s.ApiClient,
                 assert ipaddress.ip_address(address.address) in LOOPBACK
     service = {"metadata": {"name": "svc"}, "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}
     created = core.create_namespaced_service(namespace, service)
-    assert ipaddress.ip_address(created.spec.cluster_ip) in LOOPBACK
+    assert ipaddress.ip_address(created.spec.cluster_ip) in SERVICE_RANGE

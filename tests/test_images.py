@@ -1,0 +1,146 @@
+"""The published images (`make images`): each starts, serves or reports what it should, as a non-root user,
+for each architecture it was built for (arm64 under qemu-user), and carries no secret, cache or test data."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import imagekit
+from tests.bfcl_replay import multi_turn_steps
+from tests.imagekit import Container
+
+pytestmark = pytest.mark.images
+
+RUNTIME_UID = "65532"
+TASK_ID = "multi_turn_base_0"
+# A Ray started under qemu-user is slow to bring up its agents and workers (tens of seconds instead of ~1):
+# Ray's own settings give them time instead of failing the raylet.
+EMULATED_RAY = {"RAY_raylet_start_wait_time_s": "600", "RAY_agent_register_timeout_ms": "600000",
+                "RAY_worker_register_timeout_seconds": "600"}  # fmt: skip
+EMULATED_RAY_ENV = tuple(arg for key, value in EMULATED_RAY.items() for arg in ("-e", f"{key}={value}"))
+# Run inside the server container: one episode against the service on the container's own loopback.
+EPISODE = """
+import json, sys, urllib.request
+base = 'http://127.0.0.1:8080'
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method, headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=300) as reply:
+        return json.loads(reply.read())
+steps = json.load(sys.stdin)
+made = call('POST', '/v1/instances', {'env_type': 'bfcl', 'task_id': sys.argv[1], 'arch': sys.argv[2]})['instances'][0]
+iid = made['instance_id']
+last = [call('POST', f'/v1/instances/{iid}/step', {'action': m}) for m in steps][-1]
+evaluated = call('POST', f'/v1/instances/{iid}/evaluate', {'params': {'sparse': True}})
+print(json.dumps({'step_reward': last['reward'], 'terminated': last['is_terminated'], 'reward': evaluated['reward'],
+                  'released': call('DELETE', f'/v1/instances/{iid}')['released']}))
+"""
+READY = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=5)"
+
+
+# Build-time secrets and sources, pip/uv caches, AppWorld's install-time home, the repository's tests.
+FORBIDDEN = ("run/secrets/", "root/.cache", "home/trainbox/.cache", "root/.appworld", "tmp/appworld-home", "src/",
+             "opt/trainbox/")  # fmt: skip
+
+
+def _pem_body(path: Path) -> bytes:
+    """A distinctive slice of a PEM certificate's base64 body."""
+    return b"".join(path.read_bytes().split(b"-----")[2].split())[40:104]
+
+
+@pytest.fixture(scope="module")
+def images() -> dict:
+    try:
+        published = imagekit.published()
+        imagekit.engine_up()
+    except imagekit.ImagesMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return published
+
+
+def _archs(images: dict, name: str) -> list[str]:
+    return images[name]["archs"].split(",")
+
+
+# Under qemu-user on this 2-core machine Ray's raylet aborts while it waits (about 20 s, not configurable
+# through the RAY_* settings above) for the metrics agent's port file, so the emulated service never gets
+# ready; see the README ("Images and the test bed's real nodes"). Not run until that is solved: it would only
+# wait out its deadline. test_arm64_server_image_runs_under_emulation covers what does work.
+ARM64_RAY = pytest.mark.xfail(run=False, reason="Ray's raylet aborts under qemu-user (metrics agent port wait)")
+
+
+@pytest.mark.timeout(1800)  # arm64 runs under qemu-user: Ray takes minutes to start there
+@pytest.mark.parametrize("arch", ["amd64", pytest.param("arm64", marks=ARM64_RAY)])
+def test_server_image_serves_a_bfcl_episode(images: dict, arch: str) -> None:
+    if arch not in _archs(images, "server"):
+        pytest.fail(f"the server image was not built for {arch}: run `make images`", pytrace=False)
+    ref = imagekit.pull("server", arch)
+    command = ("python", "-m", "trainbox_server", "serve", "--host", "127.0.0.1", "--port", "8080")
+    # Ray's object store wants more than Docker's default 64 MiB /dev/shm.
+    options = ("--shm-size=512m", *(EMULATED_RAY_ENV if arch != "amd64" else ()))
+    with Container(ref, *command, platform=f"linux/{arch}", options=options) as server:
+        deadline = time.monotonic() + (1200 if arch != "amd64" else 180)
+        while not server.ready(READY) and time.monotonic() < deadline:
+            assert server.running(), f"the server exited:\n{server.logs()}"
+            time.sleep(1)
+        assert server.ready(READY), f"no /readyz in time:\n{server.logs()}"
+        steps = [message for turn in multi_turn_steps(TASK_ID) for message in turn]
+        result = json.loads(server.exec("python", "-c", EPISODE, TASK_ID, arch, stdin=json.dumps(steps), timeout=600))
+        assert result == {"step_reward": 1.0, "terminated": True, "reward": 1.0, "released": True}, server.logs()
+        assert server.exec("id", "-u").strip() == RUNTIME_UID
+
+
+@pytest.mark.timeout(1200)  # two interpreters started under qemu-user
+def test_arm64_server_image_runs_under_emulation(images: dict) -> None:
+    """The arm64 variant is really arm64 and its service and BFCL interpreters import what they run."""
+    ref = imagekit.pull("server", "arm64")
+    probe = "import platform, ray, trainbox_server; print(platform.machine(), ray.__version__)"
+    out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/arm64", ref,
+                          "python", "-c", probe, timeout=900)  # fmt: skip
+    assert out.split() == ["aarch64", "2.60.0"]
+    bfcl = "import bfcl_eval, trainbox_server.envs.bfcl_data, os; print(os.getuid())"
+    out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/arm64", ref,
+                          "/opt/venvs/bfcl/bin/python", "-c", bfcl, timeout=900)  # fmt: skip
+    assert out.strip() == RUNTIME_UID
+
+
+def test_operator_image_prints_its_version(images: dict) -> None:
+    for arch in _archs(images, "operator"):
+        ref = imagekit.pull("operator", arch)
+        out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", f"linux/{arch}",
+                              ref, "--version")  # fmt: skip
+        assert out.strip() == "trainbox-operator 0.1.0"
+
+
+def test_appworld_image_has_the_engine_readable_by_the_runtime_user(images: dict) -> None:
+    ref = imagekit.pull("appworld", "amd64")
+    probe = "import appworld.apps.admin, os; print(os.getuid())"
+    out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/amd64", ref,
+                          "/opt/venvs/appworld/bin/python", "-c", probe)  # fmt: skip
+    assert out.strip() == RUNTIME_UID
+
+
+@pytest.mark.parametrize("name", ["server", "appworld", "operator"])
+def test_images_run_as_non_root_and_carry_no_secrets_caches_or_tests(images: dict, name: str, tmp_path: Path):
+    ref = imagekit.pull(name, "amd64")
+    config = json.loads(imagekit.docker("image", "inspect", ref))[0]["Config"]
+    assert config["User"] == RUNTIME_UID
+    local_cas = [_pem_body(p) for p in Path("/usr/local/share/ca-certificates").glob("*.crt")]
+    found = []
+    for layer, tar, member in imagekit.layer_members(ref, tmp_path):
+        path = member.name.removeprefix("./")
+        if member.isdir():  # e.g. the empty mount points BuildKit leaves for the build-time bind mounts
+            continue
+        if path.startswith(FORBIDDEN) or ("site-packages/" not in path and "/tests/" in f"/{path}"):
+            found.append(f"{layer}: {path}")
+        if member.isfile() and member.size < 1_000_000 and path.endswith((".crt", ".pem")) and local_cas:
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+            if any(ca in data for ca in local_cas):
+                found.append(f"{layer}: {path} holds this machine's local CA")
+    assert found == []
+    size = int(json.loads(imagekit.docker("image", "inspect", ref))[0]["Size"])
+    print(f"{name} (amd64): {size / 1e6:.0f} MB")
