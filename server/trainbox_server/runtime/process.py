@@ -26,6 +26,11 @@ from trainbox_server.runtime.framing import HEADER, decode_length, encode, loads
 log = logging.getLogger(__name__)
 
 SERVER_DIR = str(Path(__file__).resolve().parents[2])
+# In a source checkout (server/pyproject.toml beside the package) every family's interpreter imports the
+# worker from here. Installed (the images), SERVER_DIR is the service venv's site-packages: putting it on a
+# family's path would shadow that family's own packages (AppWorld's pydantic v1), so each family venv
+# carries its own copy of trainbox_server instead.
+WORKER_PATH = SERVER_DIR if (Path(SERVER_DIR) / "pyproject.toml").is_file() else ""
 
 
 @dataclass
@@ -53,7 +58,7 @@ class WorkerSpec:
             worker_env["TRAINBOX_WORKER_MEMORY_MB"] = str(self.memory_mb)
         if not self.sandboxed:
             env = {**os.environ, **worker_env}
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (SERVER_DIR, env.get("PYTHONPATH", "")) if p)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (WORKER_PATH, env.get("PYTHONPATH", "")) if p)
             return self.argv(), env
         try:
             tools = sandbox.tools()
@@ -61,9 +66,9 @@ class WorkerSpec:
         except sandbox.SandboxUnavailable as exc:
             raise EnvironmentUnavailable(f"{self.family!r} runs model code and needs the sandbox: {exc}") from None
         passed = {k: v for k, v in os.environ.items() if k == "TRAINBOX_MAX_REPLY_BYTES"}
-        env_pairs = [*sandbox.base_env(SERVER_DIR), *passed.items(), *worker_env.items()]
+        env_pairs = [*sandbox.base_env(WORKER_PATH), *passed.items(), *worker_env.items()]
         policy = sandbox.SandboxPolicy(
-            binds=(*sandbox.interpreter_binds(self.python, SERVER_DIR), *self.binds),
+            binds=(*sandbox.interpreter_binds(self.python, WORKER_PATH), *self.binds),
             env=tuple(env_pairs),
             limits=self.limits,
             uid=sandbox.next_uid(),

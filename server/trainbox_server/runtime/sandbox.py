@@ -126,7 +126,7 @@ def interpreter_binds(python: str, server_dir: str) -> list[tuple[str, str]]:
     """Read-only binds a worker's interpreter needs: its venv, its base installation, the server code."""
     venv = str(Path(python).absolute().parent.parent)
     base = str(Path(os.path.realpath(python)).parent.parent)
-    paths = [venv, base, server_dir]
+    paths = [venv, base, *([server_dir] if server_dir else [])]
     binds: list[tuple[str, str]] = []
     for path in sorted(set(paths)):
         if path == "/usr" or path.startswith("/usr/") or any(path.startswith(p + "/") for p in paths if p != path):
@@ -143,7 +143,7 @@ def base_env(server_dir: str) -> list[tuple[str, str]]:
         ("USER", "sandbox"),
         ("LANG", "C.UTF-8"),
         ("TMPDIR", SANDBOX_TMP),
-        ("PYTHONPATH", server_dir),
+        *([("PYTHONPATH", server_dir)] if server_dir else []),
         ("PYTHONUNBUFFERED", "1"),
         ("PYTHONDONTWRITEBYTECODE", "1"),
     ]
