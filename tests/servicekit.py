@@ -81,16 +81,20 @@ class RayCluster:
         common = [f"--node-ip-address={RAY_IP}", "--block", "--disable-usage-stats"]
         head = [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
         env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-        for index, arch in enumerate(archs):
-            args = head if index == 0 else [ray, "start", f"--address={cluster.address}"]
-            cmd = [*args, *common, "--num-cpus=2", f"--labels=trainbox.dev/arch={arch}"]
-            log = open(Path(temp_dir) / f"node-{index}.log", "wb")  # noqa: SIM115 - lives with the process
-            cluster.procs.append(
-                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            )
-            if index == 0:
-                cluster.wait_nodes(1)
-        cluster.wait_nodes(len(archs))
+        try:
+            for index, arch in enumerate(archs):
+                args = head if index == 0 else [ray, "start", f"--address={cluster.address}"]
+                cmd = [*args, *common, "--num-cpus=2", f"--labels=trainbox.dev/arch={arch}"]
+                log = open(Path(temp_dir) / f"node-{index}.log", "wb")  # noqa: SIM115 - lives with the process
+                cluster.procs.append(
+                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                )
+                if index == 0:
+                    cluster.wait_nodes(1)
+            cluster.wait_nodes(len(archs))
+        except BaseException:  # a cluster that did not come up must not outlive the test run
+            cluster.stop()
+            raise
         return cluster
 
     def wait_nodes(self, count: int, timeout: float = 120.0) -> None:
