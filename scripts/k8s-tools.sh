@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (idempotently) the Kubernetes test-bed binaries from Go modules into
-#   ~/.cache/trainbox/k8s-<version key>/bin : kube-apiserver, kube-controller-manager, kube-scheduler,
+#   ~/.cache/trainbox/k8s-<version key>/bin : kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 #                                            etcd, kwok, helm, kuberay-operator, kubelet, kube-proxy, coredns,
 #                                            pause-amd64, pause-arm64 (static, from pause.c)
 #   ~/.cache/trainbox/k8s-<version key>/bin/arm64: kubelet, containerd, containerd-shim-runc-v2 for the arm64 node
@@ -53,14 +53,17 @@ default_name() {
 
 # build_module NAME LDFLAGS OUTNAME=PACKAGE...: builds the packages of wrapper module NAME unless its stamp matches.
 # NAME may carry an architecture (kube@arm64): the same module cross-built with GOARCH into $BIN/arm64/.
+# NAME may also be MODULE:PART (kube:kubectl): more binaries of the same module under their own stamp, so adding
+# one does not rebuild the others.
 build_module() {
-  local name=${1%@*} arch=${1#*@} ldflags=$2
+  local name=${1%@*} arch=${1#*@} ldflags=$2 part
   [ "$arch" = "$1" ] && arch=$(go env GOHOSTARCH)
+  part=${name#*:}; name=${name%%:*}
   shift 2
   local dir=$ROOT/scripts/k8s/$name bin=$BIN stamp want missing=0 spec
   [ "$arch" = "$(go env GOHOSTARCH)" ] || bin=$BIN/$arch
   mkdir -p "$bin"
-  stamp=$bin/.stamp-$name
+  stamp=$bin/.stamp-$part
   want=$( { cat "$dir/go.mod" "$dir/go.sum"; echo "$ldflags $* $arch"; go env GOVERSION; } | sha256sum | cut -c1-16)
   for spec in "$@"; do [ -x "$bin/${spec%%=*}" ] || missing=1; done
   if [ "$missing" = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -156,6 +159,8 @@ build_module kube "$(k8s_ldflags)" \
   helm=helm.sh/helm/v3/cmd/helm \
   kubelet=k8s.io/kubernetes/cmd/kubelet \
   kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
+# kubectl: what a person uses on the test bed (`make cluster-up`), and what the tests apply manifests with.
+build_module kube:kubectl "$(k8s_ldflags)" kubectl=k8s.io/kubernetes/cmd/kubectl
 build_module kuberay "-s -w" kuberay-operator=github.com/ray-project/kuberay/ray-operator
 build_module coredns "-s -w" coredns=github.com/coredns/coredns
 # The arm64 node runs an arm64 kubelet under qemu-user: a kubelet reports its own build's architecture.

@@ -60,7 +60,7 @@ def test_front_gets_ttl_defaults_and_auth() -> None:
     body = sandbox(instanceDefaults={"idleTTLSeconds": 60}, authSecretRef={"name": "tok"})
     env = {e["name"]: e for e in desired.front_deployment(body)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["TRAINBOX_IDLE_TTL"]["value"] == "60"
-    assert env["TRAINBOX_RAY_ADDRESS"]["value"] == "sb-ray-head-svc.ns.svc:6379"
+    assert env["TRAINBOX_RAY_ADDRESS"]["value"] == "sb-ray-head-svc.ns.svc.cluster.local:6379"
     assert env["TRAINBOX_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "tok", "key": "token"}
 
 
@@ -77,7 +77,7 @@ def test_invalid_specs(spec: dict[str, Any], says: str) -> None:
 
 
 def test_endpoint_override() -> None:
-    assert desired.endpoint(sandbox()) == "http://sb.ns.svc:8080"
+    assert desired.endpoint(sandbox()) == "http://sb.ns.svc.cluster.local:8080"
     assert desired.endpoint(sandbox(service={"endpointOverride": "http://127.0.0.1:9/"})) == "http://127.0.0.1:9"
 
 

@@ -8,6 +8,7 @@ service place an instance on a chosen architecture through Ray's label schedulin
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from trainbox_operator.errors import InvalidSpec
@@ -65,7 +66,7 @@ def endpoint(body: dict[str, Any]) -> str:
     if service.get("endpointOverride"):
         return str(service["endpointOverride"]).rstrip("/")
     meta = body["metadata"]
-    return f"http://{names(meta['name'])['service']}.{meta['namespace']}.svc:{service.get('port', 8080)}"
+    return f"http://{names(meta['name'])['service']}.{meta['namespace']}.svc.cluster.local:{service.get('port', 8080)}"
 
 
 # Ray pods host the sandboxed AppWorld workers (server/trainbox_server/runtime/sandbox.py): bubblewrap, run
@@ -93,50 +94,76 @@ def _container(
     return container
 
 
+# Where a worker pod sees AppWorld's data (spec.appworldData), read-only.
+APPWORLD_MOUNT = "/data/appworld"
+GCS_PORT = 6379
+RAYLET_PORT = 6380  # fixed, so a probe can check the raylet answers
+# Ray keeps few objects here (instances live in worker processes): a small store fits a pod's /dev/shm.
+OBJECT_STORE_BYTES = "100000000"
+
+
+def _tcp_probes(port: int) -> dict[str, Any]:
+    """Readiness and liveness as TCP checks on a Ray port. Given explicitly, so KubeRay injects none of its
+    own (those poll the dashboard agent with wget, which the image has neither of)."""
+    return {
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 5, "failureThreshold": 2},
+        "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 20, "failureThreshold": 6},
+    }
+
+
+def _appworld_volume(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) giving worker pods AppWorld's data, when spec.appworldData names it."""
+    data = spec.get("appworldData") or {}
+    if data.get("claimName"):
+        source: dict[str, Any] = {"persistentVolumeClaim": {"claimName": data["claimName"], "readOnly": True}}
+    elif data.get("hostPath"):
+        source = {"hostPath": {"path": data["hostPath"], "type": "Directory"}}
+    else:
+        return [], []
+    return [{"name": "appworld-data", **source}], [
+        {"name": "appworld-data", "mountPath": APPWORLD_MOUNT, "readOnly": True}
+    ]
+
+
 def raycluster(body: dict[str, Any]) -> dict[str, Any]:
     spec = body["spec"]
     pull = spec.get("imagePullPolicy", "IfNotPresent")
     groups = spec["workerGroups"]
     head_arch = "amd64" if any(g["arch"] == "amd64" for g in groups) else groups[0]["arch"]
-    head_pod = {
-        "spec": {
-            "nodeSelector": {"kubernetes.io/arch": head_arch},
-            "containers": [_container("ray-head", spec["image"], pull, (spec.get("head") or {}).get("resources"))],
-        }
-    }
-    workers = [
-        {
-            "groupName": group_name(g["arch"]),
-            "replicas": g.get("replicas", 1),
-            "minReplicas": g.get("minReplicas", 0),
-            "maxReplicas": g.get("maxReplicas", 10),
-            "labels": {ARCH_LABEL: g["arch"]},  # KubeRay passes these to `ray start --labels`
-            "template": {
-                "metadata": {"labels": {ARCH_LABEL: g["arch"]}},
-                "spec": {
-                    "nodeSelector": {"kubernetes.io/arch": g["arch"]},
-                    "containers": [
-                        _container(
-                            "ray-worker",
-                            (spec.get("imagesByArch") or {}).get(g["arch"], spec["image"]),
-                            pull,
-                            g.get("resources"),
-                            SANDBOX_SECURITY,
-                        )
-                    ],
-                },
-            },
-        }
-        for g in groups
-    ]
+    head = _container("ray-head", spec["image"], pull, (spec.get("head") or {}).get("resources"))
+    head.update(_tcp_probes(GCS_PORT))
+    head_pod = {"spec": {"nodeSelector": {"kubernetes.io/arch": head_arch}, "containers": [head]}}
+    volumes, mounts = _appworld_volume(spec)
+    workers = []
+    for g in groups:
+        image = (spec.get("imagesByArch") or {}).get(g["arch"], spec["image"])
+        worker = _container("ray-worker", image, pull, g.get("resources"), SANDBOX_SECURITY)
+        worker.update(_tcp_probes(RAYLET_PORT))
+        if mounts:
+            worker["volumeMounts"] = mounts
+        pod_spec: dict[str, Any] = {"nodeSelector": {"kubernetes.io/arch": g["arch"]}, "containers": [worker]}
+        if volumes:
+            pod_spec["volumes"] = volumes
+        workers.append(
+            {
+                "groupName": group_name(g["arch"]),
+                "replicas": g.get("replicas", 1),
+                "minReplicas": g.get("minReplicas", 0),
+                "maxReplicas": g.get("maxReplicas", 10),
+                "labels": {ARCH_LABEL: g["arch"]},  # KubeRay passes these to `ray start --labels`
+                "rayStartParams": {"node-manager-port": str(RAYLET_PORT), "object-store-memory": OBJECT_STORE_BYTES},
+                "template": {"metadata": {"labels": {ARCH_LABEL: g["arch"]}}, "spec": pod_spec},
+            }
+        )
+    head_params = {"num-cpus": "0", "include-dashboard": "false", "object-store-memory": OBJECT_STORE_BYTES}
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
         "metadata": _metadata(body, names(body["metadata"]["name"])["raycluster"], "ray"),
         "spec": {
             "rayVersion": RAY_VERSION,
-            # The head hosts no instances (num-cpus 0): hosts go to the labelled workers.
-            "headGroupSpec": {"rayStartParams": {"num-cpus": "0"}, "template": head_pod},
+            # The head hosts no instances (num-cpus 0, no arch label): hosts go to the labelled workers.
+            "headGroupSpec": {"rayStartParams": head_params, "template": head_pod},
             "workerGroupSpecs": workers,
         },
     }
@@ -145,15 +172,21 @@ def raycluster(body: dict[str, Any]) -> dict[str, Any]:
 def _front_env(body: dict[str, Any]) -> list[dict[str, Any]]:
     spec, meta = body["spec"], body["metadata"]
     defaults = spec.get("instanceDefaults") or {}
-    ray_head = f"{names(meta['name'])['raycluster']}-head-svc.{meta['namespace']}.svc:6379"
+    ray_head = f"{names(meta['name'])['raycluster']}-head-svc.{meta['namespace']}.svc.cluster.local:{GCS_PORT}"
     env: list[dict[str, Any]] = [
         {"name": "TRAINBOX_RAY_ADDRESS", "value": ray_head},
+        # The front is a Ray node of its own (see trainbox_server.hosts.ray_hosts.join_ray_node).
+        {"name": "TRAINBOX_RAY_JOIN_AS_NODE", "value": "true"},
+        {"name": "TRAINBOX_ENVIRONMENTS", "value": ",".join(spec.get("environments") or ["bfcl"])},
         {"name": "TRAINBOX_RAY_NAMESPACE", "value": f"trainbox-{meta['name']}"},
         {"name": "TRAINBOX_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "TRAINBOX_IDLE_TTL", "value": str(defaults.get("idleTTLSeconds", 300))},
         {"name": "TRAINBOX_MAX_LIFETIME", "value": str(defaults.get("maxLifetimeSeconds", 3600))},
         {"name": "TRAINBOX_MAX_LIVE", "value": str(defaults.get("maxLiveInstances", 10000))},
     ]
+    if _appworld_volume(spec)[0]:  # the hosts start AppWorld's workers with the data where the pods mount it
+        families = {"appworld": {"env": {"APPWORLD_ROOT": APPWORLD_MOUNT}}}
+        env.append({"name": "TRAINBOX_FAMILIES", "value": json.dumps(families)})
     auth = spec.get("authSecretRef")
     if auth:
         secret = {"name": auth["name"], "key": auth.get("key", "token")}

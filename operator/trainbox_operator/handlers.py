@@ -3,12 +3,14 @@
 Sandboxes: on create/update/resume and every few seconds (a timer re-reads the real state), apply the
 desired children and write the status computed from what they became. Instances: a daemon per instance
 (an asyncio task that sleeps between decisions) creates it through its sandbox's service once the sandbox
-is Ready, wakes at its expiry, and releases it; deleting the resource releases it first (finalizer).
+is Ready, copies its reward and deadline from the service now and then, wakes at its expiry, and releases
+it; deleting the resource releases it first (finalizer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +21,12 @@ from trainbox_operator import conditions as c
 from trainbox_operator import status as st
 from trainbox_operator.errors import InvalidSpec, OperatorError, ServiceCallFailed
 
+IN_CLUSTER = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 SANDBOXES = (GROUP, VERSION, "trainingsandboxes")
 INSTANCES = (GROUP, VERSION, "traininginstances")
 SANDBOX_PERIOD = 3.0
 RETRY_SECONDS = 2.0  # an instance waiting for its sandbox, or for the service, looks again this often
-MAX_SLEEP = 60.0  # a live instance re-reads its (possibly renewed) deadline at least this often
+SYNC_PERIOD = 10.0  # a live instance re-reads its reward and (possibly renewed) deadline this often
 CREATES_IN_FLIGHT = 32
 # The service's own refusals that no retry fixes: the instance is marked Failed.
 PERMANENT_KINDS = {"unknown_environment", "unknown_task", "unsupported_task", "bad_request", "unavailable_architecture"}
@@ -75,7 +78,8 @@ async def _observe(body: dict[str, Any], endpoint: str) -> st.Observed:
         asyncio.to_thread(kube.pods, namespace, f"ray.io/cluster={names['raycluster']},ray.io/node-type=worker"),
     )
     observed = st.Observed(raycluster, deployment, pods)
-    if (spec.get("service") or {}).get("endpointOverride"):
+    # The in-cluster endpoint is a cluster DNS name: asked only from inside the cluster.
+    if (spec.get("service") or {}).get("endpointOverride") or IN_CLUSTER:
         observed.front_answers = await sandbox_api.ready(endpoint)
         if observed.front_answers:
             try:
@@ -192,15 +196,28 @@ async def _step_instance(data: dict[str, Any], sandbox: dict[str, Any] | None) -
         return await _check_expiry(data, sandbox, c.now_iso(now)), RETRY_SECONDS
     if action is instances.Action.WAIT:
         left = (instances.parse_time(data["status"]["expiresAt"]) - now).total_seconds()
-        return None, min(max(left, 0.2), MAX_SLEEP)
+        return await _sync_live(data, sandbox), min(max(left, 0.2), SYNC_PERIOD)
     return None, 0.0
+
+
+async def _sync_live(data: dict[str, Any], sandbox: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A live instance's reward and renewed deadline, as the service knows them (None: nothing new)."""
+    if sandbox is None or not sandbox["status"].get("endpoint"):
+        return None
+    token = await _token(data["metadata"]["namespace"], sandbox["spec"])
+    try:
+        live = await sandbox_api.get(sandbox["status"]["endpoint"], token, data["status"]["instanceId"])
+    except ServiceCallFailed:
+        return None  # the service is away for now: the next wake asks again
+    return instances.synced_status(data, live) if live is not None else None
 
 
 @kopf.daemon(*INSTANCES, cancellation_timeout=10)  # type: ignore[arg-type]
 async def instance_daemon(
     body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger, sandbox_index: kopf.Index, **_: Any
 ) -> None:
-    """One sleeping task per instance: it wakes to create the instance, then at its expiry — no polling."""
+    """One sleeping task per instance: it wakes to create the instance, then every SYNC_PERIOD (to copy the
+    reward and renewed deadline from the service) and at its expiry."""
     data = _instance_data(body)
     namespace, name = data["metadata"]["namespace"], data["metadata"]["name"]
     while not stopped:

@@ -88,9 +88,11 @@ def created_status(body: dict[str, Any], instance: dict[str, Any], now: str) -> 
     messages, truncated = capped_messages(instance.get("state") or [])
     expires = c.now_iso(datetime.fromtimestamp(instance["expires_at"], UTC))
     ready = c.condition(c.READY, True, "Created", f"instance {instance['instance_id']} is live")
+    placed = {"arch": instance["arch"]} if instance.get("arch") else {}
     return _with(
         body, [ready], now,
         instanceId=instance["instance_id"], messages=messages, messagesTruncated=truncated, expiresAt=expires,
+        **placed,
     )  # fmt: skip
 
 
@@ -101,6 +103,18 @@ def waiting_status(body: dict[str, Any], reason: str, message: str, now: str) ->
 def failed_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
     updates = [c.condition(c.READY, False, "Failed", message), c.condition(c.FAILED, True, "CreateFailed", message)]
     return _with(body, updates, now)
+
+
+def synced_status(body: dict[str, Any], live: dict[str, Any]) -> dict[str, Any] | None:
+    """What changed of a live instance as the service reports it: its last reward and its deadline."""
+    status = body.get("status") or {}
+    new: dict[str, Any] = {}
+    if live.get("last_reward") is not None and live["last_reward"] != status.get("lastReward"):
+        new["lastReward"] = live["last_reward"]
+    expires = c.now_iso(datetime.fromtimestamp(live["expires_at"], UTC))
+    if expires != status.get("expiresAt"):
+        new["expiresAt"] = expires
+    return new or None
 
 
 def renewed_status(body: dict[str, Any], expires_at: float, now: str) -> dict[str, Any]:

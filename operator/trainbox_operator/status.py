@@ -60,16 +60,18 @@ def workers_condition(spec: dict[str, Any], ready: dict[str, int]) -> dict[str, 
 
 
 def front_condition(spec: dict[str, Any], observed: Observed) -> dict[str, Any]:
+    """Ready when the front's replicas are (unless an endpointOverride replaces them) and, where the
+    operator could ask (`front_answers` not None), its endpoint answers /readyz."""
     override = (spec.get("service") or {}).get("endpointOverride")
-    if override or observed.front_answers is not None:
-        if observed.front_answers:
-            return c.condition(c.FRONT_READY, True, "FrontReady", "the endpoint answers /readyz")
-        return c.condition(c.FRONT_READY, False, "EndpointUnreachable", "the endpoint does not answer /readyz")
     want = (spec.get("service") or {}).get("replicas", 1)
     have = ((observed.deployment or {}).get("status") or {}).get("readyReplicas") or 0
-    if have >= want:
-        return c.condition(c.FRONT_READY, True, "FrontReady", f"{have}/{want} front replicas ready")
-    return c.condition(c.FRONT_READY, False, "FrontPending", f"{have}/{want} front replicas ready")
+    if not override and have < want:
+        return c.condition(c.FRONT_READY, False, "FrontPending", f"{have}/{want} front replicas ready")
+    if observed.front_answers:
+        return c.condition(c.FRONT_READY, True, "FrontReady", "the endpoint answers /readyz")
+    if override or observed.front_answers is not None:
+        return c.condition(c.FRONT_READY, False, "EndpointUnreachable", "the endpoint does not answer /readyz")
+    return c.condition(c.FRONT_READY, True, "FrontReady", f"{have}/{want} front replicas ready")
 
 
 def sandbox_status(body: dict[str, Any], observed: Observed, endpoint: str, now: str) -> dict[str, Any]:

@@ -57,6 +57,15 @@ publish() {
   $DOCKER manifest push --insecure --purge "$REG/$repo:$tag" >/dev/null
 }
 
+# alias REPO FROM TO: tag the manifest list REPO:FROM also as REPO:TO (in the registry; nothing is rebuilt).
+# The version-only tag (e.g. trainbox/server:0.1.0) is what the chart's defaults name.
+alias() {
+  local repo=$1 from=$2 to=$3 type=application/vnd.docker.distribution.manifest.list.v2+json
+  curl -fsS --noproxy '*' -H "Accept: $type" "http://$REG/v2/$repo/manifests/$from" -o "$CACHE/images/alias.json"
+  curl -fsS --noproxy '*' -X PUT -H "Content-Type: $type" --data-binary "@$CACHE/images/alias.json" \
+    "http://$REG/v2/$repo/manifests/$to" >/dev/null
+}
+
 # ensure REPO TAG DOCKERFILE CONTEXT ARCHS BUILD-ARG...: build and push each missing REPO:TAG-ARCH, then the list.
 # BUILD-ARGs may end in @ARCH, replaced by -<arch> (the parent image of the same architecture).
 ensure() {
@@ -118,6 +127,7 @@ image() {  # image NAME VERSION PARENT-ARG PARENT-REF INPUT...
   h=$( { cat "images/$name/Dockerfile" .dockerignore; echo "$parent"; files_hash "$@"; } | hash_of)
   REF[$name]=$REG/trainbox/$name:$ver-$h
   ensure "trainbox/$name" "$ver-$h" "images/$name/Dockerfile" . "${ARCHS[$name]}" "$parent_arg=$parent@ARCH"
+  alias "trainbox/$name" "$ver-$h" "$ver"
 }
 
 SERVER_VERSION=$(version server/pyproject.toml)

@@ -72,6 +72,7 @@ class InstanceStatus(TypedDict, total=False):
     steps: int
     terminated: bool
     group_id: str | None
+    last_reward: float | None
 
 
 @with_config(_OPEN)

@@ -44,7 +44,16 @@ SERVICE_IP = "198.19.0.1"  # the `kubernetes` Service: the first address of SERV
 DNS_IP = "198.19.0.10"  # the cluster DNS Service (CoreDNS)
 POD_CIDR = "127.20.0.1/16"  # kwok's pod IP pool
 NODE_IP = "127.0.0.1"  # kwok's fallback; our nodes carry their own 127.0.1.x InternalIP
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "helm", "kuberay-operator")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "helm",
+    "kuberay-operator",
+    "kubectl",
+)
 _PR_SET_PDEATHSIG = 1
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 

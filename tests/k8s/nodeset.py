@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,8 @@ __all__ = ["NodeSet"]
 NETNS_DIR = Path("/run/netns")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
 READY_TIMEOUT = 240.0  # the arm64 kubelet and containerd start under emulation
+APIGATE = Path(__file__).with_name("apigate.py")
+GATE_PORT = 6443
 
 
 class NodeSet:
@@ -82,9 +85,14 @@ class NodeSet:
                 self._launch(name, argv, node.env())
             if self.services:
                 self._launch("kube-proxy", self._kube_proxy_argv(port))
+                gate = self.nodes[0].net.node_ip
+                self._launch(
+                    "apiserver-gateway", [sys.executable, str(APIGATE), gate, str(GATE_PORT), "127.0.0.1", str(port)]
+                )
             with kube.client(self.cluster.kubeconfig) as api:
                 self._wait("real nodes Ready", lambda: self._ready(api), READY_TIMEOUT)
                 if self.services:
+                    point_kubernetes_service(api, gate, GATE_PORT)
                     dns.deploy(api, self.cluster, self.images["coredns"]["ref"], self.nodes[0])
                     self._wait("CoreDNS ready", lambda: dns.ready(api), 120)
         except BaseException:
@@ -161,7 +169,7 @@ class NodeSet:
         """Drain and stop everything; return what could not be cleaned up (empty when all went)."""
         self.drain()
         popens = {name: p.popen for name, p in self.processes.items() if p.popen is not None}
-        order = [{"kube-proxy"}, {n for n in popens if n.startswith("kubelet")},
+        order = [{"kube-proxy", "apiserver-gateway"}, {n for n in popens if n.startswith("kubelet")},
                  {n for n in popens if n.startswith("containerd")}]  # fmt: skip
         for group in order:
             chosen = [popens[n] for n in group if n in popens]
@@ -255,6 +263,25 @@ class NodeSet:
         elif not before:
             return set()  # never started here: nothing is known to be ours
         return {n for n in _netns() - before if n.startswith("cni-")}
+
+
+def point_kubernetes_service(api: k8s.ApiClient, address: str, port: int) -> None:
+    """The `kubernetes` Service's endpoints: the apiserver gateway (apigate.py). The apiserver runs with
+    `--endpoint-reconciler-type=none`, so nothing else writes them."""
+    discovery = k8s.DiscoveryV1Api(api)
+    labels = {"kubernetes.io/service-name": "kubernetes", "endpointslice.kubernetes.io/managed-by": "trainbox-testbed"}
+    body = {
+        "metadata": {"name": "kubernetes", "labels": labels},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }
+    try:
+        discovery.create_namespaced_endpoint_slice("default", body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        discovery.replace_namespaced_endpoint_slice("kubernetes", "default", body)
 
 
 def _processes() -> dict[int, str]:

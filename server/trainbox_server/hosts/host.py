@@ -12,6 +12,7 @@ import collections
 import contextlib
 import logging
 import os
+import platform
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class HostSettings:
     max_live: int = 20000
     sweep_interval: float = 1.0
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
+    environments: tuple[str, ...] = ()  # the families served (empty: every known one)
     prestart: tuple[str, ...] = ("bfcl",)  # pools warmed at start (AppWorld's are big: on first use)
     channel_ip: str = "127.0.0.1"  # where the data channel listens: the node's address
     snapshot_ttl: float = 3600.0
@@ -61,6 +63,9 @@ class HostSettings:
         for name, overrides in self.families.items():
             base = config.families.get(name, FamilyConfig(name))
             config.families[name] = FamilyConfig(**{**base.__dict__, **overrides, "name": name})
+        if self.environments:
+            config.families = {k: v for k, v in config.families.items() if k in self.environments}
+            config.prestart = tuple(f for f in config.prestart if f in self.environments)
         return config
 
 
@@ -72,6 +77,7 @@ class Record:
     steps: int = 0
     terminated: bool = False
     group_id: str | None = None  # shared by the instances of one create(count=n) or fork(count=n)
+    last_reward: float | None = None  # of the last evaluate (the operator shows it on a TrainingInstance)
     results: collections.OrderedDict[str, asyncio.Future[dict[str, Any]]] = field(
         default_factory=collections.OrderedDict
     )
@@ -87,6 +93,7 @@ class Record:
             "steps": self.steps,
             "terminated": self.terminated,
             "group_id": self.group_id,
+            "last_reward": self.last_reward,
         }
 
 
@@ -180,7 +187,8 @@ class InstanceHost:
         self.records[instance_id] = record
         self.created[env_type] += 1
         info = {**created.info, "instance_id": instance_id, "task_id": task_id, "env_type": env_type}
-        return {**record.describe(instance_id), "state": created.messages, "info": info, "host": s.name}
+        placed = {"host": s.name, "arch": s.arch}
+        return {**record.describe(instance_id), "state": created.messages, "info": info, **placed}
 
     def _check_room(self, count: int) -> None:
         s = self.settings
@@ -314,6 +322,7 @@ class InstanceHost:
         except TrainboxError:
             self._drop_if_lost(instance_id)
             raise
+        record.last_reward = evaluation.reward
         return {
             "reward": evaluation.reward,
             "details": evaluation.details,
@@ -369,6 +378,8 @@ class InstanceHost:
         return ok({
             "name": self.settings.name,
             "arch": self.settings.arch,
+            "machine": platform.machine(),  # as the process sees its CPU (aarch64 under emulation too)
+            "node_ip": self.settings.channel_ip,
             "pid": os.getpid(),
             "live": len(self.records),
             "capacity": self.settings.max_live,

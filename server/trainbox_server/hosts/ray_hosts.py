@@ -16,6 +16,9 @@ import contextlib
 import logging
 import os
 import platform
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -55,15 +58,21 @@ def local_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
 
 
-def start_ray(address: str | None, num_cpus: int | None = None, namespace: str = NAMESPACE) -> None:
+def start_ray(
+    address: str | None, num_cpus: int | None = None, namespace: str = NAMESPACE, join_as_node: bool = False
+) -> None:
     """Join the Ray at ``address``, or start a local one on loopback labelled with this machine's arch.
 
     ``namespace`` scopes the host actors: services in different namespaces share Ray but not hosts.
+    ``join_as_node``: this process runs where no Ray node runs (the front's own pod on Kubernetes), and
+    Ray only accepts drivers on its nodes; so start one here first (see join_ray_node).
     """
     if ray.is_initialized():
         return
     node_ip = os.environ.get("TRAINBOX_NODE_IP", LOOPBACK_NODE_IP)
     common: dict[str, Any] = {"namespace": namespace, "log_to_driver": False, "_node_ip_address": node_ip}
+    if address and join_as_node:
+        join_ray_node(address, node_ip)
     if address:
         ray.init(address=address, **common)
     else:
@@ -73,6 +82,50 @@ def start_ray(address: str | None, num_cpus: int | None = None, namespace: str =
             labels={ARCH_LABEL: local_arch()},
             **common,
         )
+
+
+FRONT_ROLE = {"trainbox.dev/role": "front"}
+
+
+def join_ray_node(address: str, node_ip: str, timeout: float = 120.0) -> None:
+    """Start a Ray node on this machine that joins ``address``: no CPUs (it runs no host) and the label
+    ``trainbox.dev/role=front`` (placement skips it, see host_nodes).
+
+    Design note (the front on Kubernetes): Ray refuses a driver on a machine that is not one of its nodes,
+    and the front is a driver. Of the three ways in — Ray Client (``ray://head:10001``), the front inside the
+    head pod, or the front as a Ray node of its own — this is the third: every call to a host stays a
+    direct actor call (Ray Client proxies each one through the head, a bottleneck at thousands of steps
+    per second), and the front stays its own Deployment (replaced, scaled and rolled without touching
+    the head). The hosts are detached actors, so a front that dies takes none of them along; the next
+    front finds them by name.
+    """
+    labels = ",".join(f"{k}={v}" for k, v in FRONT_ROLE.items())
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    cmd = [ray_cli, "start", f"--address={address}", "--num-cpus=0", f"--node-ip-address={node_ip}",
+           f"--labels={labels}", "--object-store-memory=100000000", "--disable-usage-stats"]  # fmt: skip
+    log.warning("joining Ray at %s as a node of its own: %s", address, " ".join(cmd))
+    deadline = time.monotonic() + timeout
+    while True:  # the head may still be starting: retry until the deadline
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"could not join Ray at {address}: {done.stderr.strip()[-2000:]}")
+        time.sleep(3)
+
+
+def host_nodes(nodes: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """Pure: the live Ray nodes that get hosts, with their architecture.
+
+    Nodes carrying ``trainbox.dev/arch`` host instances; a cluster where no node carries it (a plain Ray
+    someone else started) hosts on every node with this machine's architecture. Nodes without the label in a
+    labelled cluster (a KubeRay head, a front's node) host nothing.
+    """
+    alive = [n for n in nodes if n.get("Alive")]
+    labelled = [n for n in alive if ARCH_LABEL in (n.get("Labels") or {})]
+    if labelled:
+        return [(n, n["Labels"][ARCH_LABEL]) for n in labelled]
+    return [(n, local_arch()) for n in alive if (n.get("Labels") or {}).get("trainbox.dev/role") != "front"]
 
 
 def raise_error(error: dict[str, Any]) -> None:
@@ -127,10 +180,7 @@ class HostGroup:
         existing = {slot_of(n): n for n in ray.util.list_named_actors() if n.startswith(HOST_PREFIX)}
         known = {slot_of(n) for n in list(self.handles)}
         started: list[NewHost] = []
-        for node in ray.nodes():
-            if not node.get("Alive"):
-                continue
-            arch = node.get("Labels", {}).get(ARCH_LABEL, local_arch())
+        for node, arch in host_nodes(ray.nodes()):
             for index in range(self.hosts_per_node):
                 slot = slot_name(arch, node["NodeID"], index)
                 if slot in known:

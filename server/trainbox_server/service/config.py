@@ -23,6 +23,7 @@ class ServiceConfig:
     ray_address: str | None = None  # TRAINBOX_RAY_ADDRESS: join this Ray; unset: start a local one
     ray_num_cpus: int | None = None
     ray_namespace: str = "trainbox"  # TRAINBOX_RAY_NAMESPACE: services in other namespaces get other hosts
+    ray_join_as_node: bool = False  # TRAINBOX_RAY_JOIN_AS_NODE: start a Ray node here first (the front's pod)
     hosts_per_node: int = 1  # TRAINBOX_HOSTS_PER_NODE
     idle_ttl: float = 300.0  # TRAINBOX_IDLE_TTL (s)
     max_lifetime: float = 3600.0  # TRAINBOX_MAX_LIFETIME (s)
@@ -33,6 +34,7 @@ class ServiceConfig:
     max_group: int = 64  # TRAINBOX_MAX_GROUP: the largest ``count`` of one create
     token: str | None = None  # TRAINBOX_TOKEN or TRAINBOX_TOKEN_FILE: bearer token; unset: no auth
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # TRAINBOX_FAMILIES (JSON)
+    environments: tuple[str, ...] = ()  # TRAINBOX_ENVIRONMENTS: comma-separated families to serve (default: all)
     sweep_interval: float = 1.0
     # Input bounds (see service.bounds and the README's "Limits"):
     max_body_bytes: int = 4 * 1024 * 1024  # TRAINBOX_MAX_BODY_BYTES: a larger body is refused with 413
@@ -81,6 +83,7 @@ class ServiceConfig:
         return cls(
             ray_address=os.environ.get("TRAINBOX_RAY_ADDRESS") or None,
             ray_namespace=_env("RAY_NAMESPACE", "trainbox"),
+            ray_join_as_node=_env("RAY_JOIN_AS_NODE", "false").lower() in ("1", "true", "yes"),
             hosts_per_node=int(_env("HOSTS_PER_NODE", "1")),
             idle_ttl=float(_env("IDLE_TTL", "300")),
             max_lifetime=float(_env("MAX_LIFETIME", "3600")),
@@ -91,6 +94,7 @@ class ServiceConfig:
             max_group=int(_env("MAX_GROUP", "64")),
             token=token or None,
             families=json.loads(_env("FAMILIES", "{}")),
+            environments=tuple(e.strip() for e in _env("ENVIRONMENTS", "").split(",") if e.strip()),
             max_body_bytes=int(_env("MAX_BODY_BYTES", str(4 * 1024 * 1024))),
             max_json_depth=int(_env("MAX_JSON_DEPTH", "64")),
             max_string_chars=int(_env("MAX_STRING_CHARS", str(1024 * 1024))),

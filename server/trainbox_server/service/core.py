@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+from trainbox_server.envs import FAMILY_MODULES
 from trainbox_server.envs.base import SPLITS
 from trainbox_server.errors import (
     Busy,
@@ -51,6 +52,9 @@ class SandboxService:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.limits = config.input_limits()
+        unknown = sorted(set(config.environments) - set(FAMILY_MODULES))
+        if unknown:
+            raise ValueError(f"TRAINBOX_ENVIRONMENTS names {unknown}; known families: {sorted(FAMILY_MODULES)}")
         settings = HostSettings(
             name="",
             idle_ttl=config.idle_ttl,
@@ -59,6 +63,7 @@ class SandboxService:
             max_live=config.max_live_per_host,
             sweep_interval=config.sweep_interval,
             families=config.families,
+            environments=config.environments,
         )
         self.hosts = HostGroup(settings, config.hosts_per_node)
         self.hosts.deadlines = config.host_deadlines()
@@ -76,7 +81,8 @@ class SandboxService:
 
     def start(self) -> None:
         """Blocking set-up (Ray, hosts); call from a thread or before serving."""
-        start_ray(self.config.ray_address, self.config.ray_num_cpus, self.config.ray_namespace)
+        config = self.config
+        start_ray(config.ray_address, config.ray_num_cpus, config.ray_namespace, config.ray_join_as_node)
         self.hosts.ensure_hosts()
 
     async def start_async(self) -> None:

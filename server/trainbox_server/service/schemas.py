@@ -71,6 +71,7 @@ class Lease(_Open):
     steps: int
     terminated: bool
     group_id: str | None = Field(default=None, description="shared by a create(count=n) or fork(count=n) group")
+    last_reward: float | None = Field(default=None, description="the reward of the last evaluate, if any")
 
 
 class CreatedInstance(Lease):

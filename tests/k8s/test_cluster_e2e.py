@@ -1,0 +1,321 @@
+"""The cluster story on the test bed's real nodes, installed as a user would.
+
+`helm install` of charts/trainbox (the operator as a real pod from its image, with the chart's ServiceAccount
+and RBAC) with a TrainingSandbox: its RayCluster's head and workers and its front run as real pods; the SDK,
+from outside the cluster, reaches the front through its NodePort and runs the reference's example, BFCL
+ground-truth episodes and an AppWorld task whose data comes from a hostPath volume built by the project's
+dataset builder; TrainingInstances against the sandbox carry the instance's id, messages, architecture and
+last reward, and are released on deletion.
+
+One install serves the module (a sandbox takes minutes to come up on this machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from trainbox import TrainingSandbox, UnknownEnvironment
+
+from tests.bfcl_replay import multi_turn_steps
+
+from .cluster import Cluster
+from .images import published
+from .kube import wait_until
+from .nodeset import NodeSet
+from .operator_kit import GROUP, REPO, VERSION, condition, get_cr
+
+pytestmark = pytest.mark.k8s
+
+CHART = REPO / "charts" / "trainbox"
+RELEASE = "trainbox"
+SANDBOX = "trainbox"
+READY_TIMEOUT = 900.0  # images pulled, Ray started, AppWorld's pool warmed: minutes on 2 cores
+
+
+@dataclass
+class Installed:
+    namespace: str
+    endpoint: str  # the front's NodePort on the amd64 node's address, from outside the cluster
+    appworld_root: Path
+    ready_seconds: float
+
+
+def helm(cluster: Cluster, home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
+           **{f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}}  # fmt: skip
+    result = subprocess.run(
+        [str(cluster.tools.bin("helm")), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def build_appworld_data(root: Path) -> None:
+    """AppWorld's data in its own format, by the project's dataset builder, readable by the pods' user."""
+    python = REPO / ".venvs" / "appworld" / "bin" / "python"
+    subprocess.run([str(python), "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    for parent in [root, *root.parents]:  # every directory on the way must be traversable
+        if parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o005)
+
+
+def sandbox_status(api: k8s.ApiClient, namespace: str) -> dict[str, Any]:
+    return (get_cr(api, namespace, "trainingsandboxes", SANDBOX) or {}).get("status") or {}
+
+
+@pytest.fixture(scope="module")
+def installed(
+    k8s_cluster: Cluster, kube_api: k8s.ApiClient, real_nodes: NodeSet, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Installed]:
+    core = k8s.CoreV1Api(kube_api)
+    namespace = f"e2e-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": namespace, "labels": {"trainbox.dev/test": "true"}}})
+    work = tmp_path_factory.mktemp("e2e")
+    appworld_root = work / "appworld"
+    build_appworld_data(appworld_root)
+    images = published()
+    workers = [{"arch": "amd64", "replicas": 1, "minReplicas": 1, "maxReplicas": 2}]
+    began = time.monotonic()
+    helm(k8s_cluster, work, "install", RELEASE, str(CHART), "--namespace", namespace,
+         "--set", f"operator.image={images['operator']['ref']}",
+         "--set", "operator.clusterWide=false",  # other tests' sandboxes are not this operator's business
+         "--set", "sandbox.enabled=true",
+         "--set", f"sandbox.image={images['appworld']['ref']}",
+         "--set-json", f"sandbox.workerGroups={json.dumps(workers)}",
+         "--set-json", 'sandbox.environments=["bfcl","appworld"]',
+         "--set", f"sandbox.appworldData.hostPath={appworld_root}")  # fmt: skip
+    try:
+        wait_until(
+            "the sandbox is Ready",
+            lambda: condition(get_cr(kube_api, namespace, "trainingsandboxes", SANDBOX), "Ready").get("status")
+            == "True",
+            timeout=READY_TIMEOUT,
+        )
+        ready_seconds = time.monotonic() - began
+        service = core.read_namespaced_service(SANDBOX, namespace)
+        node_port = service.spec.ports[0].node_port
+        endpoint = f"http://{real_nodes.nodes[0].net.node_ip}:{node_port}"
+        print(f"\nsandbox Ready on real pods in {ready_seconds:.0f}s; endpoint {endpoint}")
+        yield Installed(namespace, endpoint, appworld_root, ready_seconds)
+    except BaseException:
+        _dump(kube_api, namespace)
+        raise
+    finally:
+        subprocess.run([str(k8s_cluster.tools.bin("helm")), "uninstall", RELEASE, "--namespace", namespace,
+                        "--wait", "--timeout=120s"], env={**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)},
+                       capture_output=True, check=False, timeout=180)  # fmt: skip
+        core.delete_namespace(namespace)
+
+
+def _dump(api: k8s.ApiClient, namespace: str) -> None:
+    """What a failed install looked like: the sandbox's status and each pod's state and last log lines."""
+    core = k8s.CoreV1Api(api)
+    print(json.dumps(sandbox_status(api, namespace), indent=1))
+    for pod in core.list_namespaced_pod(namespace).items:
+        print(f"--- pod {pod.metadata.name} on {pod.spec.node_name}: {pod.status.phase}")
+        for cs in pod.status.container_statuses or []:
+            print(f"    {cs.name}: ready={cs.ready} restarts={cs.restart_count} state={cs.state}")
+            try:
+                print(core.read_namespaced_pod_log(pod.metadata.name, namespace, container=cs.name, tail_lines=30))
+            except ApiException as exc:
+                print(f"    (no log: {exc.status})")
+
+
+def _pods(api: k8s.ApiClient, namespace: str, selector: str) -> list[k8s.V1Pod]:
+    return list(k8s.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector).items)
+
+
+def _node_arch(api: k8s.ApiClient, node: str) -> str:
+    return str(k8s.CoreV1Api(api).read_node(node).metadata.labels["kubernetes.io/arch"])
+
+
+# -- 1. installed as a user would --------------------------------------------------------------------------
+
+
+def test_the_operator_runs_as_a_real_pod(installed: Installed, kube_api: k8s.ApiClient, real_nodes: NodeSet) -> None:
+    pods = _pods(kube_api, installed.namespace, "app.kubernetes.io/name=trainbox-operator")
+    assert len(pods) == 1
+    pod = pods[0]
+    assert pod.status.phase == "Running" and pod.spec.node_name in {n.spec.name for n in real_nodes.nodes}
+    assert pod.spec.service_account_name == f"{RELEASE}-operator"
+    assert pod.spec.containers[0].image == published()["operator"]["ref"]
+
+
+def _can(
+    api: k8s.ApiClient, user: str, verb: str, resource: str, namespace: str | None = None, group: str = ""
+) -> bool:
+    attributes: dict[str, Any] = {"verb": verb, "resource": resource, "group": group}
+    if namespace:
+        attributes["namespace"] = namespace
+    review = {"spec": {"user": user, "resourceAttributes": attributes}}
+    answer = k8s.AuthorizationV1Api(api).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def test_the_operator_has_least_privilege(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    user = f"system:serviceaccount:{installed.namespace}:{RELEASE}-operator"
+    assert _can(kube_api, user, "get", "secrets", installed.namespace)  # its sandboxes' auth tokens
+    assert not _can(kube_api, user, "get", "secrets", "kube-system")
+    assert not _can(kube_api, user, "list", "secrets", installed.namespace)
+    assert not _can(kube_api, user, "delete", "nodes")
+    assert not _can(kube_api, user, "create", "pods", installed.namespace)  # KubeRay makes the Ray pods
+    assert not _can(kube_api, user, "create", "clusterrolebindings", group="rbac.authorization.k8s.io")
+    assert _can(kube_api, user, "create", "rayclusters", installed.namespace, group="ray.io")  # what it needs
+    assert _can(kube_api, user, "patch", "deployments", installed.namespace, group="apps")
+
+
+# -- 2. a sandbox on real pods -----------------------------------------------------------------------------
+
+
+def test_the_sandbox_runs_on_real_pods(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    status = sandbox_status(kube_api, installed.namespace)
+    assert status["endpoint"] == f"http://{SANDBOX}.{installed.namespace}.svc.cluster.local:8080"
+    assert status["readyWorkers"]["amd64"] == 1
+    assert all(c["observedGeneration"] == status["observedGeneration"] for c in status["conditions"])
+    ray = _pods(kube_api, installed.namespace, f"ray.io/cluster={SANDBOX}-ray")
+    kinds = sorted(p.metadata.labels["ray.io/node-type"] for p in ray)
+    assert kinds == ["head", "worker"]
+    for pod in ray:
+        assert pod.status.phase == "Running"
+        assert _node_arch(kube_api, pod.spec.node_name) == pod.spec.node_selector["kubernetes.io/arch"]
+    fronts = _pods(kube_api, installed.namespace, f"trainbox.dev/sandbox={SANDBOX},app.kubernetes.io/component=front")
+    assert len(fronts) == 1
+    probe = fronts[0].spec.containers[0].readiness_probe.http_get
+    assert probe.path == "/readyz"
+    assert all(c.ready for c in fronts[0].status.container_statuses)
+    # what `kubectl get tsb` shows: the Envs column reads spec.environments
+    crd = k8s.ApiextensionsV1Api(kube_api).read_custom_resource_definition(f"trainingsandboxes.{GROUP}")
+    columns = {c.name: c.json_path for c in crd.spec.versions[0].additional_printer_columns}
+    assert columns["Envs"] == ".spec.environments"
+
+
+# -- 3. a trainer against the cluster endpoint -------------------------------------------------------------
+
+
+def test_the_reference_example_through_the_node_port(installed: Installed) -> None:
+    with TrainingSandbox(base_url=installed.endpoint) as box:
+        profile_list = box.get_env_profile(env_type="bfcl", split="train")
+        init_response = box.create_instance(env_type="bfcl", task_id=profile_list[0])
+        instance_id = init_response["info"]["instance_id"]
+        query = init_response["state"]
+        action = {"role": "assistant", "content": "[ls()]"}
+        result = box.step(instance_id=instance_id, action=action)
+        reward = box.evaluate(instance_id, params={"sparse": True})
+        assert box.release_instance(instance_id)
+    assert [m["role"] for m in query] == ["system", "user"]
+    assert result["is_terminated"] is False and reward == 0.0
+
+
+def _host_placement(endpoint: str, host: str) -> dict[str, Any]:
+    hosts = httpx.get(f"{endpoint}/v1/hosts", timeout=30).json()["hosts"]
+    return next(h for h in hosts if h["name"] == host)
+
+
+def test_bfcl_ground_truth_scores_one_on_the_amd64_worker_pod(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    with TrainingSandbox(base_url=installed.endpoint) as box:
+        task_ids = box.get_env_profile("bfcl", "train")[:3]
+        for task_id in task_ids:
+            created = box.create_instance("bfcl", task_id, arch="amd64")
+            instance_id = created["info"]["instance_id"]
+            steps = [m for turn in multi_turn_steps(task_id) for m in turn]
+            results = [box.step(instance_id, m) for m in steps]
+            assert results[-1]["is_terminated"] and results[-1]["reward"] == 1.0, task_id
+            assert box.evaluate(instance_id, params={"sparse": True}) == 1.0
+            box.release_instance(instance_id)
+        host = _host_placement(installed.endpoint, created["host"])
+    # the host's pod is the amd64 worker, and the node under it is amd64 (not just the label we wrote)
+    pod = next(p for p in _pods(kube_api, installed.namespace, "ray.io/node-type=worker")
+               if p.status.pod_ip == host["node_ip"])  # fmt: skip
+    assert pod.metadata.labels["ray.io/group"] == "workers-amd64"
+    assert _node_arch(kube_api, pod.spec.node_name) == "amd64" and host["machine"] == "x86_64"
+
+
+def test_appworld_runs_from_the_data_volume(installed: Installed) -> None:
+    with TrainingSandbox(base_url=installed.endpoint, timeout=600) as box:
+        task_id = box.get_env_profile("appworld", "train")[0]
+        instance_id = box.create_instance("appworld", task_id)["info"]["instance_id"]
+        answer = (installed.appworld_root / "data" / "tasks" / task_id / "ground_truth" / "answer.json").read_text()
+        code = f"```python\napis.supervisor.complete_task(answer={answer.strip()})\n```"
+        result = box.step(instance_id, {"role": "assistant", "content": code})
+        assert result["is_terminated"] and result["reward"] == 1.0
+        box.release_instance(instance_id)
+
+
+def test_spec_environments_choose_the_families(installed: Installed) -> None:
+    environments = httpx.get(f"{installed.endpoint}/v1/environments", timeout=30).json()
+    names = sorted(e["name"] for e in environments["environments"])
+    assert names == ["appworld", "bfcl"]
+    with TrainingSandbox(base_url=installed.endpoint) as box, pytest.raises(UnknownEnvironment):
+        box.create_instance("webshop", "any")
+
+
+# -- 4. instances as resources -----------------------------------------------------------------------------
+
+
+def _instance(name: str, **spec: Any) -> dict[str, Any]:
+    base = {"sandboxRef": {"name": SANDBOX}, "envType": "bfcl", "taskId": "multi_turn_base_0"}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingInstance", "metadata": {"name": name},
+            "spec": {**base, **spec}}  # fmt: skip
+
+
+def test_a_training_instance_carries_its_state_and_reward(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    custom = k8s.CustomObjectsApi(kube_api)
+    ns = installed.namespace
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "traininginstances", _instance("tin-a", arch="amd64"))
+
+    def live() -> dict[str, Any] | None:
+        found = get_cr(kube_api, ns, "traininginstances", "tin-a")
+        return found if condition(found, "Ready").get("status") == "True" else None
+
+    found = wait_until("the TrainingInstance is Ready", live, timeout=120)
+    status = found["status"]
+    instance_id = status["instanceId"]
+    assert status["arch"] == "amd64"
+    assert [m["role"] for m in status["messages"]] == ["system", "user"]
+    with TrainingSandbox(base_url=installed.endpoint) as box:
+        for message in [m for turn in multi_turn_steps("multi_turn_base_0") for m in turn]:
+            box.step(instance_id, message)
+        assert box.evaluate(instance_id, params={"sparse": True}) == 1.0
+        wait_until(
+            "lastReward is written",
+            lambda: (get_cr(kube_api, ns, "traininginstances", "tin-a") or {}).get("status", {}).get("lastReward")
+            == 1.0,
+            timeout=60,
+        )
+        custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "traininginstances", "tin-a")
+        wait_until("the resource is gone", lambda: get_cr(kube_api, ns, "traininginstances", "tin-a") is None, 60)
+    # released by the finalizer before the resource went
+    assert httpx.get(f"{installed.endpoint}/v1/instances/{instance_id}", timeout=30).status_code == 404
+
+
+def test_idle_ttl_releases_with_delete_and_retain(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    custom = k8s.CustomObjectsApi(kube_api)
+    ns = installed.namespace
+    for name, policy in (("tin-del", "Delete"), ("tin-ret", "Retain")):
+        body = _instance(name, ttlSeconds=5, expiryPolicy=policy)
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "traininginstances", body)
+    wait_until("Delete: the resource goes", lambda: get_cr(kube_api, ns, "traininginstances", "tin-del") is None, 120)
+    wait_until(
+        "Retain: Expired=True",
+        lambda: condition(get_cr(kube_api, ns, "traininginstances", "tin-ret"), "Expired").get("status") == "True",
+        timeout=120,
+    )
+    retained = get_cr(kube_api, ns, "traininginstances", "tin-ret")
+    assert condition(retained, "Released")["status"] == "True"
+    response = httpx.get(f"{installed.endpoint}/v1/instances/{retained['status']['instanceId']}", timeout=30)
+    assert response.status_code in (404, 410)
