@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -163,3 +164,83 @@ def test_messages_are_capped() -> None:
         [{"role": "user", "content": "hi"}],
         False,
     )
+
+
+def test_ray_pods_get_tcp_probes_so_kuberay_injects_none() -> None:
+    spec = desired.raycluster(sandbox())["spec"]
+    head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["readinessProbe"] == {"tcpSocket": {"port": 6379}, "periodSeconds": 5, "failureThreshold": 2}
+    for group in spec["workerGroupSpecs"]:
+        worker = group["template"]["spec"]["containers"][0]
+        assert worker["readinessProbe"]["tcpSocket"] == {"port": desired.RAYLET_PORT}
+        assert group["rayStartParams"]["node-manager-port"] == str(desired.RAYLET_PORT)
+    assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("data", "source"),
+    [
+        ({"hostPath": "/srv/aw"}, {"hostPath": {"path": "/srv/aw", "type": "Directory"}}),
+        ({"claimName": "aw"}, {"persistentVolumeClaim": {"claimName": "aw", "readOnly": True}}),
+    ],
+)
+def test_appworld_data_reaches_the_workers_and_the_front_says_where(data: dict, source: dict) -> None:
+    body = sandbox(appworldData=data, environments=["bfcl", "appworld"])
+    for group in desired.raycluster(body)["spec"]["workerGroupSpecs"]:
+        pod = group["template"]["spec"]
+        assert pod["volumes"] == [{"name": "appworld-data", **source}]
+        mount = pod["containers"][0]["volumeMounts"][0]
+        assert mount == {"name": "appworld-data", "mountPath": "/data/appworld", "readOnly": True}
+    env = {
+        e["name"]: e.get("value")
+        for e in desired.front_deployment(body)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TRAINBOX_ENVIRONMENTS"] == "bfcl,appworld"
+    assert env["TRAINBOX_RAY_JOIN_AS_NODE"] == "true"
+    assert json.loads(env["TRAINBOX_FAMILIES"]) == {"appworld": {"env": {"APPWORLD_ROOT": "/data/appworld"}}}
+
+
+def test_no_appworld_data_no_volume() -> None:
+    body = sandbox()
+    pod = desired.raycluster(body)["spec"]["workerGroupSpecs"][0]["template"]["spec"]
+    assert "volumes" not in pod
+    env = {
+        e["name"]: e.get("value")
+        for e in desired.front_deployment(body)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert "TRAINBOX_FAMILIES" not in env and env["TRAINBOX_ENVIRONMENTS"] == "bfcl"
+
+
+@pytest.mark.parametrize(
+    ("override", "ready", "answers", "expected"),
+    [
+        (None, 0, None, ("False", "FrontPending")),
+        (None, 1, None, ("True", "FrontReady")),  # out of cluster: replicas decide
+        (None, 1, False, ("False", "EndpointUnreachable")),  # in cluster: the endpoint must answer too
+        (None, 1, True, ("True", "FrontReady")),
+        (None, 0, True, ("False", "FrontPending")),
+        ("http://x:1", 0, True, ("True", "FrontReady")),
+        ("http://x:1", 0, False, ("False", "EndpointUnreachable")),
+    ],
+)
+def test_front_condition(override: str | None, ready: int, answers: bool | None, expected: tuple) -> None:
+    spec = sandbox(service={"replicas": 1, "endpointOverride": override} if override else {"replicas": 1})["spec"]
+    observed = status.Observed(deployment={"status": {"readyReplicas": ready}}, front_answers=answers)
+    got = status.front_condition(spec, observed)
+    assert (got["status"], got["reason"]) == expected
+
+
+def test_a_live_instance_syncs_its_reward_and_deadline() -> None:
+    body = {"metadata": {"generation": 1}, "status": {"instanceId": "i", "expiresAt": "2026-01-01T00:00:00Z"}}
+    same = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    assert instances.synced_status(body, {"last_reward": None, "expires_at": same}) is None
+    new = instances.synced_status(body, {"last_reward": 1.0, "expires_at": same + 60})
+    assert new == {"lastReward": 1.0, "expiresAt": "2026-01-01T00:01:00Z"}
+    body["status"]["lastReward"] = 1.0
+    assert instances.synced_status(body, {"last_reward": 1.0, "expires_at": same}) is None
+
+
+def test_created_status_carries_the_hosts_architecture() -> None:
+    body = {"metadata": {"generation": 1}, "status": {}}
+    made = {"instance_id": "i", "state": [{"role": "user", "content": "q"}], "expires_at": 0, "arch": "arm64"}
+    assert instances.created_status(body, made, "2026-01-01T00:00:00Z")["arch"] == "arm64"

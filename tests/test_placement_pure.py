@@ -1,0 +1,43 @@
+"""Which Ray nodes get instance hosts, and which families a host serves (pure decisions)."""
+
+from __future__ import annotations
+
+import pytest
+from trainbox_server.hosts.host import HostSettings
+from trainbox_server.hosts.ray_hosts import host_nodes, local_arch
+from trainbox_server.service.config import ServiceConfig
+from trainbox_server.service.core import SandboxService
+
+
+def node(node_id: str, alive: bool = True, **labels: str) -> dict:
+    return {"NodeID": node_id, "Alive": alive, "Labels": labels}
+
+
+def test_in_a_labelled_cluster_only_labelled_nodes_host() -> None:
+    nodes = [
+        node("head"),  # a KubeRay head: no arch label
+        node("front", **{"trainbox.dev/role": "front"}),
+        node("w1", **{"trainbox.dev/arch": "amd64"}),
+        node("w2", **{"trainbox.dev/arch": "arm64"}),
+        node("gone", alive=False, **{"trainbox.dev/arch": "arm64"}),
+    ]
+    assert [(n["NodeID"], arch) for n, arch in host_nodes(nodes)] == [("w1", "amd64"), ("w2", "arm64")]
+
+
+def test_a_plain_ray_hosts_everywhere_but_fronts() -> None:
+    nodes = [node("a"), node("b"), node("f", **{"trainbox.dev/role": "front"})]
+    assert [(n["NodeID"], arch) for n, arch in host_nodes(nodes)] == [("a", local_arch()), ("b", local_arch())]
+
+
+def test_environments_restrict_the_families_a_host_runs() -> None:
+    config = HostSettings(name="h", environments=("bfcl",)).runtime_config()
+    assert set(config.families) == {"bfcl"} and config.prestart == ("bfcl",)
+    assert set(HostSettings(name="h").runtime_config().families) >= {"bfcl", "appworld"}
+
+
+def test_environments_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINBOX_ENVIRONMENTS", " bfcl, appworld ")
+    assert ServiceConfig.from_env().environments == ("bfcl", "appworld")
+    monkeypatch.setenv("TRAINBOX_ENVIRONMENTS", "bfcl,nope")
+    with pytest.raises(ValueError, match="TRAINBOX_ENVIRONMENTS names \\['nope'\\]"):
+        SandboxService(ServiceConfig.from_env())
