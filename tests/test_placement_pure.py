@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from trainbox_server.hosts.host import HostSettings
-from trainbox_server.hosts.ray_hosts import host_nodes, local_arch
+from trainbox_server.hosts.ray_hosts import host_nodes
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
 
@@ -24,9 +24,9 @@ def test_in_a_labelled_cluster_only_labelled_nodes_host() -> None:
     assert [(n["NodeID"], arch) for n, arch in host_nodes(nodes)] == [("w1", "amd64"), ("w2", "arm64")]
 
 
-def test_a_plain_ray_hosts_everywhere_but_fronts() -> None:
-    nodes = [node("a"), node("b"), node("f", **{"trainbox.dev/role": "front"})]
-    assert [(n["NodeID"], arch) for n, arch in host_nodes(nodes)] == [("a", local_arch()), ("b", local_arch())]
+def test_before_any_worker_joins_nothing_hosts() -> None:
+    # a KubeRay head and the front, the workers not yet joined: no host on either
+    assert host_nodes([node("head"), node("f", **{"trainbox.dev/role": "front"})]) == []
 
 
 def test_environments_restrict_the_families_a_host_runs() -> None:

@@ -102,6 +102,15 @@ RAYLET_PORT = 6380  # fixed, so a probe can check the raylet answers
 OBJECT_STORE_BYTES = "100000000"
 
 
+# Every Ray node names its pod's address itself (`ray start` runs under bash, which expands the variable):
+# otherwise Ray looks for it by "connecting" to a public DNS server and then by resolving the host name.
+POD_IP_ENV = {"name": "TRAINBOX_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+RAY_NODE_PARAMS = {"node-ip-address": "$TRAINBOX_POD_IP", "object-store-memory": OBJECT_STORE_BYTES}
+# No Service environment variables in our pods: a Service named like the sandbox ("trainbox") would inject
+# TRAINBOX_PORT=tcp://... into the front, which reads TRAINBOX_* as its configuration.
+POD_DEFAULTS: dict[str, Any] = {"enableServiceLinks": False}
+
+
 def _tcp_probes(port: int) -> dict[str, Any]:
     """Readiness and liveness as TCP checks on a Ray port. Given explicitly, so KubeRay injects none of its
     own (those poll the dashboard agent with wget, which the image has neither of)."""
@@ -131,17 +140,21 @@ def raycluster(body: dict[str, Any]) -> dict[str, Any]:
     groups = spec["workerGroups"]
     head_arch = "amd64" if any(g["arch"] == "amd64" for g in groups) else groups[0]["arch"]
     head = _container("ray-head", spec["image"], pull, (spec.get("head") or {}).get("resources"))
-    head.update(_tcp_probes(GCS_PORT))
-    head_pod = {"spec": {"nodeSelector": {"kubernetes.io/arch": head_arch}, "containers": [head]}}
+    head.update(_tcp_probes(GCS_PORT), env=[POD_IP_ENV])
+    head_pod = {"spec": {**POD_DEFAULTS, "nodeSelector": {"kubernetes.io/arch": head_arch}, "containers": [head]}}
     volumes, mounts = _appworld_volume(spec)
     workers = []
     for g in groups:
         image = (spec.get("imagesByArch") or {}).get(g["arch"], spec["image"])
         worker = _container("ray-worker", image, pull, g.get("resources"), SANDBOX_SECURITY)
-        worker.update(_tcp_probes(RAYLET_PORT))
+        worker.update(_tcp_probes(RAYLET_PORT), env=[POD_IP_ENV])
         if mounts:
             worker["volumeMounts"] = mounts
-        pod_spec: dict[str, Any] = {"nodeSelector": {"kubernetes.io/arch": g["arch"]}, "containers": [worker]}
+        pod_spec: dict[str, Any] = {
+            **POD_DEFAULTS,
+            "nodeSelector": {"kubernetes.io/arch": g["arch"]},
+            "containers": [worker],
+        }
         if volumes:
             pod_spec["volumes"] = volumes
         workers.append(
@@ -151,11 +164,11 @@ def raycluster(body: dict[str, Any]) -> dict[str, Any]:
                 "minReplicas": g.get("minReplicas", 0),
                 "maxReplicas": g.get("maxReplicas", 10),
                 "labels": {ARCH_LABEL: g["arch"]},  # KubeRay passes these to `ray start --labels`
-                "rayStartParams": {"node-manager-port": str(RAYLET_PORT), "object-store-memory": OBJECT_STORE_BYTES},
+                "rayStartParams": {**RAY_NODE_PARAMS, "node-manager-port": str(RAYLET_PORT)},
                 "template": {"metadata": {"labels": {ARCH_LABEL: g["arch"]}}, "spec": pod_spec},
             }
         )
-    head_params = {"num-cpus": "0", "include-dashboard": "false", "object-store-memory": OBJECT_STORE_BYTES}
+    head_params = {**RAY_NODE_PARAMS, "num-cpus": "0", "include-dashboard": "false"}
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
@@ -217,7 +230,10 @@ def front_deployment(body: dict[str, Any]) -> dict[str, Any]:
         "spec": {
             "replicas": service.get("replicas", 1),
             "selector": {"matchLabels": selector},
-            "template": {"metadata": {"labels": {**MANAGED_BY, **selector}}, "spec": {"containers": [container]}},
+            "template": {
+                "metadata": {"labels": {**MANAGED_BY, **selector}},
+                "spec": {**POD_DEFAULTS, "containers": [container]},
+            },
         },
     }
 

@@ -10,6 +10,7 @@ it; deleting the resource releases it first (finalizer).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    if _loop_task is not None:
+        _loop_task.cancel()
     await sandbox_api.close_all()
 
 
@@ -89,9 +92,8 @@ async def _observe(body: dict[str, Any], endpoint: str) -> st.Observed:
     return observed
 
 
-async def reconcile_sandbox(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
-    data = {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": dict(body.metadata)}
-    data.update(spec=dict(body.spec), status=dict(body.status))
+async def reconcile_sandbox(data: dict[str, Any], logger: Any) -> dict[str, Any] | None:
+    """Apply a sandbox's children; return its new status when it changed (None: unchanged)."""
     now = c.now_iso()
     try:
         children = desired.children(data)
@@ -99,26 +101,67 @@ async def reconcile_sandbox(body: kopf.Body, patch: kopf.Patch, logger: kopf.Log
         new = st.invalid_status(data, str(exc), now)
         if _changed(data["status"], new):
             logger.warning(f"invalid spec: {exc}")
-            patch.status.update(new)
-        return  # not retried: the next spec change (or timer tick) re-checks
+            return new
+        return None  # not retried: the next spec change (or loop round) re-checks
     for child in children:
         await asyncio.to_thread(kube.apply, child)
     endpoint = desired.endpoint(data)
     new = st.sandbox_status(data, await _observe(data, endpoint), endpoint, now)
-    if _changed(data["status"], new):
-        patch.status.update(new)
+    return new if _changed(data["status"], new) else None
+
+
+def _sandbox_data(body: kopf.Body | dict[str, Any]) -> dict[str, Any]:
+    data = {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": dict(body["metadata"])}
+    data.update(spec=dict(body.get("spec") or {}), status=dict(body.get("status") or {}))
+    return data
 
 
 @kopf.on.resume(*SANDBOXES)
 @kopf.on.create(*SANDBOXES)
 @kopf.on.update(*SANDBOXES, field="spec")
 async def sandbox_changed(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    await reconcile_sandbox(body, patch, logger)
+    new = await reconcile_sandbox(_sandbox_data(body), logger)
+    if new is not None:
+        patch.status.update(new)
 
 
-@kopf.timer(*SANDBOXES, interval=SANDBOX_PERIOD)
-async def sandbox_tick(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    await reconcile_sandbox(body, patch, logger)
+# The periodic re-read of every sandbox is one loop for the operator, not a Kopf timer per sandbox: a timer
+# makes Kopf put a finalizer on the sandbox, and then deleting a sandbox (or `helm uninstall`, which removes
+# the operator at the same time) hangs until an operator removes it. Sandboxes need no finalizer: their
+# children go with them through ownerReferences.
+_sandboxes: dict[tuple[str, str], dict[str, Any]] = {}
+_loop_task: asyncio.Task[None] | None = None
+
+
+@kopf.on.event(*SANDBOXES)  # type: ignore[arg-type]
+def sandbox_seen(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+    """Keep the loop's view of the sandboxes current (event handlers need no finalizer)."""
+    key = (body.metadata.namespace or "", body.metadata.name or "")
+    if event.get("type") == "DELETED" or body.metadata.get("deletionTimestamp"):
+        _sandboxes.pop(key, None)
+    else:
+        _sandboxes[key] = _sandbox_data(body)
+
+
+async def _sandbox_loop() -> None:
+    log = logging.getLogger("trainbox_operator.sandboxes")
+    while True:
+        await asyncio.sleep(SANDBOX_PERIOD)
+        for (namespace, name), data in list(_sandboxes.items()):
+            try:
+                new = await reconcile_sandbox(data, log)
+                if new is not None and not await asyncio.to_thread(
+                    kube.patch_status, "trainingsandboxes", namespace, name, new
+                ):
+                    _sandboxes.pop((namespace, name), None)
+            except Exception as exc:  # one sandbox's trouble must not stop the others' reconcile
+                log.warning(f"reconcile of sandbox {namespace}/{name} failed: {exc}")
+
+
+@kopf.on.startup()
+async def start_sandbox_loop(**_: Any) -> None:
+    global _loop_task
+    _loop_task = asyncio.create_task(_sandbox_loop())
 
 
 # -- instances ----------------------------------------------------------------------------------------------

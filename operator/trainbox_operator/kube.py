@@ -72,9 +72,14 @@ def secret_value(namespace: str, name: str, key: str) -> str | None:
 
 def patch_instance_status(namespace: str, name: str, status: dict[str, Any]) -> bool:
     """Merge-patch a TrainingInstance's status; False when the resource is gone."""
+    return patch_status("traininginstances", namespace, name, status)
+
+
+def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> bool:
+    """Merge-patch one of our resources' status; False when the resource is gone."""
     try:
         client.CustomObjectsApi(api()).patch_namespaced_custom_object_status(
-            "trainbox.dev", "v1alpha1", namespace, "traininginstances", name, {"status": status}
+            "trainbox.dev", "v1alpha1", namespace, plural, name, {"status": status}
         )
     except ApiException as exc:
         if exc.status == 404:

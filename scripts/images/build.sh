@@ -126,14 +126,15 @@ image() {  # image NAME VERSION PARENT-ARG PARENT-REF INPUT...
   local h
   h=$( { cat "images/$name/Dockerfile" .dockerignore; echo "$parent"; files_hash "$@"; } | hash_of)
   REF[$name]=$REG/trainbox/$name:$ver-$h
-  ensure "trainbox/$name" "$ver-$h" "images/$name/Dockerfile" . "${ARCHS[$name]}" "$parent_arg=$parent@ARCH"
+  ensure "trainbox/$name" "$ver-$h" "images/$name/Dockerfile" . "${ARCHS[$name]}" "$parent_arg=$parent@ARCH" \
+    "BASE=$BASE_REF@ARCH"
   alias "trainbox/$name" "$ver-$h" "$ver"
 }
 
 SERVER_VERSION=$(version server/pyproject.toml)
 [ -n "${ARCHS[server]:-}" ] && image server "$SERVER_VERSION" BASE "$BASE_REF" requirements server sdk
 [ -n "${ARCHS[appworld]:-}" ] && image appworld "$SERVER_VERSION" SERVER "${REF[server]}" \
-  requirements/appworld.txt scripts/install-appworld.sh server
+  requirements/appworld.txt server
 [ -n "${ARCHS[operator]:-}" ] && image operator "$(version operator/pyproject.toml)" BASE "$BASE_REF" operator
 
 # The test bed's own images, from the binaries `make k8s-tools` built: the pod sandbox's pause (both

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default=os.environ.get("TRAINBOX_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("TRAINBOX_PORT", "8080")), help="0: any free")
+    port_env = os.environ.get("TRAINBOX_PORT", "8080")
+    if not port_env.isdigit():  # e.g. a Kubernetes Service named "trainbox" injects TRAINBOX_PORT=tcp://...
+        parser.error(f"TRAINBOX_PORT={port_env!r} is not a port number (set it to one, or pass --port)")
+    serve.add_argument("--port", type=int, default=int(port_env), help="0: any free")
     serve.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
     serve.add_argument("--ready-file", default=None, help="write the service URL here once it is ready")
     serve.add_argument("--log-level", default="warning")

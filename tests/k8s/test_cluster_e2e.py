@@ -66,6 +66,7 @@ def build_appworld_data(root: Path) -> None:
     """AppWorld's data in its own format, by the project's dataset builder, readable by the pods' user."""
     python = REPO / ".venvs" / "appworld" / "bin" / "python"
     subprocess.run([str(python), "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)],
+                   env={**os.environ, "PYTHONPATH": str(REPO / "server")},
                    check=True, capture_output=True, timeout=600)  # fmt: skip
     subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
     for parent in [root, *root.parents]:  # every directory on the way must be traversable
@@ -221,9 +222,11 @@ def test_the_reference_example_through_the_node_port(installed: Installed) -> No
     assert result["is_terminated"] is False and reward == 0.0
 
 
-def _host_placement(endpoint: str, host: str) -> dict[str, Any]:
+def _holding_host(endpoint: str) -> dict[str, Any]:
+    """The one host that holds a live instance right now (the test holds exactly one)."""
     hosts = httpx.get(f"{endpoint}/v1/hosts", timeout=30).json()["hosts"]
-    return next(h for h in hosts if h["name"] == host)
+    (host,) = [h for h in hosts if h.get("live")]
+    return dict(host)
 
 
 def test_bfcl_ground_truth_scores_one_on_the_amd64_worker_pod(installed: Installed, kube_api: k8s.ApiClient) -> None:
@@ -236,8 +239,8 @@ def test_bfcl_ground_truth_scores_one_on_the_amd64_worker_pod(installed: Install
             results = [box.step(instance_id, m) for m in steps]
             assert results[-1]["is_terminated"] and results[-1]["reward"] == 1.0, task_id
             assert box.evaluate(instance_id, params={"sparse": True}) == 1.0
+            host = _holding_host(installed.endpoint)
             box.release_instance(instance_id)
-        host = _host_placement(installed.endpoint, created["host"])
     # the host's pod is the amd64 worker, and the node under it is amd64 (not just the label we wrote)
     pod = next(p for p in _pods(kube_api, installed.namespace, "ray.io/node-type=worker")
                if p.status.pod_ip == host["node_ip"])  # fmt: skip

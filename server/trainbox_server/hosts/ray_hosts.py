@@ -117,15 +117,17 @@ def join_ray_node(address: str, node_ip: str, timeout: float = 120.0) -> None:
 def host_nodes(nodes: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
     """Pure: the live Ray nodes that get hosts, with their architecture.
 
-    Nodes carrying ``trainbox.dev/arch`` host instances; a cluster where no node carries it (a plain Ray
-    someone else started) hosts on every node with this machine's architecture. Nodes without the label in a
-    labelled cluster (a KubeRay head, a front's node) host nothing.
+    Only nodes carrying ``trainbox.dev/arch`` host instances (the local Ray the service starts carries it;
+    KubeRay's worker groups get it from the operator; a Ray started by hand needs
+    ``--labels=trainbox.dev/arch=amd64``). A KubeRay head or a front's node hosts nothing — even while no
+    worker has joined yet.
     """
-    alive = [n for n in nodes if n.get("Alive")]
-    labelled = [n for n in alive if ARCH_LABEL in (n.get("Labels") or {})]
-    if labelled:
-        return [(n, n["Labels"][ARCH_LABEL]) for n in labelled]
-    return [(n, local_arch()) for n in alive if (n.get("Labels") or {}).get("trainbox.dev/role") != "front"]
+    return [(n, n["Labels"][ARCH_LABEL]) for n in nodes if n.get("Alive") and ARCH_LABEL in (n.get("Labels") or {})]
+
+
+def node_summary() -> str:
+    """The live Ray nodes and their labels, for a log line."""
+    return ", ".join(f"{n.get('NodeManagerAddress')} {n.get('Labels', {})}" for n in ray.nodes() if n.get("Alive"))
 
 
 def raise_error(error: dict[str, Any]) -> None:

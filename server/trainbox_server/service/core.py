@@ -36,7 +36,7 @@ from trainbox_server.hosts.lifecycle import (
     host_for_custom_id,
     is_generated_id,
 )
-from trainbox_server.hosts.ray_hosts import HostGroup, start_ray
+from trainbox_server.hosts.ray_hosts import ARCH_LABEL, HostGroup, node_summary, start_ray
 from trainbox_server.hosts.snapshots import is_snapshot_id
 from trainbox_server.runtime.worker import release_memory
 from trainbox_server.service import bounds
@@ -86,7 +86,16 @@ class SandboxService:
         self.hosts.ensure_hosts()
 
     async def start_async(self) -> None:
+        """Join Ray and start the hosts; wait (saying so) while no Ray node can host instances yet — on
+        Kubernetes the front may start before any worker pod has joined."""
         await asyncio.to_thread(self.start)
+        waited = 0.0
+        while not self.hosts.names:
+            if waited % 30 == 0:
+                log.warning("no Ray node labelled %s yet (nodes: %s); waiting for one", ARCH_LABEL, node_summary())
+            await asyncio.sleep(2.0)
+            waited += 2.0
+            await self.hosts.ensure_hosts_async()
         self._recreated_at = time.monotonic()
         self.families = await self.hosts.call(self.hosts.names[0], "families")
         await self.refresh_loads()
