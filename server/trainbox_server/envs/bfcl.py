@@ -34,12 +34,14 @@ details always carry both values, the checker's ``error_type`` / ``error_message
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 from trainbox_server.envs import bfcl_data as data
 from trainbox_server.envs.base import (
     SPLITS,
     Created,
+    DataMissing,
     EpisodeOver,
     Evaluation,
     InvalidAction,
@@ -58,6 +60,7 @@ from trainbox_server.envs.bfcl_calls import (
     parse_calls,
 )
 from trainbox_server.envs.bfcl_splits import split_ids
+from trainbox_server.envs.releases import env_suffix
 
 MAXIMUM_STEP_LIMIT = 20  # BFCL's per-turn cap on model steps (constants.default_prompts)
 _DETAIL_TEXT_LIMIT = 2000
@@ -67,9 +70,17 @@ class BfclFamily:
     name = "bfcl"
     max_instances_per_process = 100_000
 
-    def __init__(self) -> None:
+    def __init__(self, release: str | None = None) -> None:
         from trainbox_server.envs.bfcl_exec import prepare_bfcl_import
 
+        installed = data.installed_release()
+        if release is not None and release != installed:
+            raise DataMissing(
+                f"bfcl@{release} needs an interpreter with bfcl-eval=={release}; this one ({sys.executable}) has "
+                f"{installed or 'none'}: run `make install` or point TRAINBOX_PYTHON_{env_suffix('bfcl@' + release)} "
+                "at that release's venv"
+            )
+        self.release = installed
         prepare_bfcl_import()
         self._splits: dict[str, list[str]] | None = None
 
@@ -105,6 +116,7 @@ class BfclFamily:
             "category": task.category,
             "multi_turn": task.multi_turn,
             "num_turns": len(task.entry["question"]),
+            "release": self.release,
             "tools": data.tools(task),
         }
         return Created([dict(m) for m in data.initial_messages(task)], info), instance
@@ -116,8 +128,8 @@ def _shared_memo(instance: Any) -> dict[int, Any]:
     return {id(value): value for value in shared if value is not None}
 
 
-def make_family() -> BfclFamily:
-    return BfclFamily()
+def make_family(release: str | None = None) -> BfclFamily:
+    return BfclFamily(release)
 
 
 def _find_task(task_id: str) -> data.Task:
