@@ -23,6 +23,7 @@ import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 MULTI_TURN = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
@@ -40,10 +41,11 @@ SINGLE_TURN = (
     "live_parallel_multiple",
     "live_irrelevance",
     "live_relevance",
+    "format_sensitivity",
 )
 RELEASES = ("2026.3.23", "2025.10.1")  # the releases served (envs.releases.RELEASES["bfcl"]), current first
 CURRENT = RELEASES[0]
-# Per release: the tasks whose ground truth BFCL's own ast_checker rejects (dataset defects; the same seven in both).
+# Per release: the tasks whose ground truth BFCL's own checker (or decoder) rejects; the same 13 in both releases.
 _DEFECTS = {
     "simple_java_36": "ArrayList of 'any' items: the converter keeps every element a string, the answer has ints",
     "simple_java_64": "possible answer for a HashMap entry is a bare string, compared character by character",
@@ -52,6 +54,14 @@ _DEFECTS = {
     "live_simple_112-68-0": "required array parameters whose list of possible answers is empty",
     "live_multiple_862-181-3": "answer uses 'journey_start_time', which the function does not declare",
     "live_multiple_964-207-0": "answer uses 'question'; the function's only (required) parameter is 'statement'",
+}
+# format_sensitivity: simple_python_96 in the 6 JSON configs (ids 110-115). BFCL's JSON decoder cuts the answer at
+# the first "}]" (its regex), and this answer's arguments hold a list of objects: a correct JSON answer never decodes.
+_JSON_CUT = "BFCL's JSON decoder cuts an argument that is a list of objects: a correct JSON answer never decodes"
+_DEFECTS |= {
+    f"format_sensitivity_{110 + i}:ret_fmt=json&tool_call_tag={tag}&func_doc_fmt={doc}"
+    f"&prompt_fmt=plaintext&style=classic:simple_python_96": _JSON_CUT
+    for i, (tag, doc) in enumerate((t, d) for t in ("True", "False") for d in ("python", "xml", "json"))
 }
 UNPASSABLE_BY_RELEASE: dict[str, dict[str, str]] = {"2026.3.23": dict(_DEFECTS), "2025.10.1": dict(_DEFECTS)}
 UNPASSABLE = UNPASSABLE_BY_RELEASE[CURRENT]
@@ -232,6 +242,8 @@ def _java_scalar(value: Any, kind: str | None, quote: bool) -> str:
 
 
 def single_turn_message(task_id: str, style: int = 0, wrong: bool = False, release: str = CURRENT) -> dict[str, Any]:
+    if task_id.startswith("format_sensitivity_"):
+        return format_sensitivity_message(task_id, wrong, release)
     calls = single_turn_calls(task_id, release)
     if style == 0 and any(keyword.iskeyword(k) for _, kw in calls for k in kw):
         style = 1  # python-call text cannot carry a parameter named like a keyword (`from=`)
@@ -243,6 +255,50 @@ def single_turn_message(task_id: str, style: int = 0, wrong: bool = False, relea
     if not calls:
         return {"role": "assistant", "content": "None of the functions fit this request."}
     return _as_format(calls, style, "st")
+
+
+def format_sensitivity_message(task_id: str, wrong: bool = False, release: str = CURRENT) -> dict[str, Any]:
+    """The ground truth of a format-sensitivity task (``format_sensitivity_<i>:<config>:<task id>``) written in the
+    format its config asks for (``wrong``: the first argument changed)."""
+    _, config, source = task_id.split(":")
+    calls = single_turn_calls(source, release)
+    if wrong:
+        name, kwargs = calls[0]
+        key = next(iter(kwargs))
+        calls[0] = (name, {**kwargs, key: _wrong_value(kwargs[key])})
+    return {"role": "assistant", "content": formatted_answer(calls, config)}
+
+
+def formatted_answer(calls: list[tuple[str, dict[str, Any]]], config: str) -> str:
+    """Calls as text in a BFCL format config (``ret_fmt``: python, json, verbose_xml, concise_xml; with
+    ``tool_call_tag``, inside ``<TOOLCALL>``)."""
+    settings = dict(part.split("=", 1) for part in config.split("&"))
+    form = settings["ret_fmt"]
+    if form == "python":
+        body = "[" + ", ".join(f"{n}({', '.join(f'{k}={v!r}' for k, v in kw.items())})" for n, kw in calls) + "]"
+    elif form == "json":
+        body = json.dumps([{"function": n, "parameters": kw} for n, kw in calls])
+    else:
+        functions = []
+        for name, kwargs in calls:
+            params = "".join(_xml_param(k, v, verbose=form == "verbose_xml") for k, v in kwargs.items())
+            params = f"<params>{params}</params>" if form == "verbose_xml" else params
+            functions.append(f'<function name="{name}">{params}</function>')
+        body = f"<functions>{''.join(functions)}</functions>"
+    return f"<TOOLCALL>{body}</TOOLCALL>" if settings["tool_call_tag"] == "True" else body
+
+
+_XML_TYPES = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "array"), (dict, "dict"))
+
+
+def _xml_param(name: str, value: Any, verbose: bool) -> str:
+    kind = next((t for python_type, t in _XML_TYPES if isinstance(value, python_type)), "string")
+    text = {"boolean": str(value).lower(), "string": value}.get(kind, value if kind in ("integer", "float") else None)
+    text = repr(value) if text is None else str(text)
+    if verbose:
+        attribute = escape(text, {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+        return f'<param name="{name}" value="{attribute}" type="{kind}"/>'
+    return f'<param name="{name}" type="{kind}">{escape(text)}</param>'
 
 
 def _wrong_value(value: Any) -> Any:

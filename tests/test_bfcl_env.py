@@ -90,7 +90,8 @@ async def test_splits_are_deterministic_disjoint_and_stratified(rt: Runtime) -> 
         assert total == len(replay.ground_truth(category))
         assert sizes["train"] == round(total * 0.8) and sizes["val"] == round(total * 0.9) - sizes["train"]
     assert "multi_turn_base_12" in splits["test"]  # pinned by the scheme (see bfcl_splits)
-    assert not any(i.startswith(("memory", "web_search", "format_sensitivity")) for i in every)
+    assert not any(i.startswith(("memory", "web_search")) for i in every)
+    assert sum(i.startswith("format_sensitivity_") for i in every) == 200 * 26  # 200 tasks in 26 prompt formats
     with pytest.raises(UnknownSplit, match="train"):
         await rt.task_ids("bfcl", "dev")
 
@@ -131,7 +132,7 @@ def replay_question(task_id: str, turn: int) -> str:
         ("no_such_category_1", UnknownTask, "multi_turn_base_0"),
         ("memory_kv_0-customer-0", UnsupportedTask, "embedding-model"),
         ("web_search_base_0", UnsupportedTask, "internet"),
-        ("format_sensitivity_0", UnsupportedTask, "non-scoring"),
+        ("format_sensitivity_0", UnknownTask, "format_sensitivity"),  # the id names its format and source task
     ],
 )
 async def test_bad_task_ids_are_typed_errors(rt: Runtime, task_id: str, error: type, fragment: str) -> None:
@@ -451,3 +452,36 @@ async def test_an_interpreter_of_another_release_is_refused_with_the_reason() ->
     async with Runtime(RuntimeConfig(families={wrong.name: wrong})) as runtime:
         with pytest.raises(EnvironmentUnavailable, match=f"bfcl-eval=={RELEASES[1]}.*has {RELEASES[0]}"):
             await runtime.create(wrong.name, "multi_turn_base_0", {})
+
+
+FORMAT_EXAMPLES = {
+    "python": "[func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)]",
+    "json": '[{"function":"func_name1","parameters":{"param1":"value1","param2":"value2"...}}',
+    "verbose_xml": '<param name="param1" value="value1" type="type1"/>',
+    "concise_xml": '<param name="param1" type="type1">value1</param>',
+}
+
+
+@pytest.mark.parametrize("release", RELEASES)
+async def test_format_sensitivity_scores_the_answer_in_the_format_it_asks_for(rt: Runtime, release: str) -> None:
+    by_format = {}
+    for task_id in await rt.task_ids(f"bfcl@{release}", "train"):
+        if task_id.startswith("format_sensitivity_") and task_id.endswith(":simple_python_58"):
+            by_format.setdefault(task_id.split("ret_fmt=")[1].split("&")[0], task_id)
+    assert set(by_format) == {"python", "json", "verbose_xml", "concise_xml"}
+    for task_id in by_format.values():
+        created = await rt.create(f"bfcl@{release}", task_id, {})
+        assert created.info["category"] == "format_sensitivity"
+        asked = FORMAT_EXAMPLES[task_id.split("ret_fmt=")[1].split("&")[0]]  # BFCL's own format text
+        assert asked in created.messages[0]["content"] and created.messages[1]["role"] == "user"
+        await rt.close(created.instance_id)
+        right = await single_turn(rt, task_id, 0, release=release)
+        wrong = await single_turn(rt, task_id, 0, wrong=True, release=release)
+        assert right.reward == 1.0 and wrong.reward == 0.0 and wrong.details["error_type"].startswith("value_error")
+    # an answer in another format than the one asked for does not decode: 0 with the decoder's reason
+    python_text = replay.single_turn_message(by_format["python"], release=release)["content"]
+    created = await rt.create(f"bfcl@{release}", by_format["concise_xml"], {})
+    step = await rt.step(created.instance_id, {"role": "assistant", "content": python_text})
+    assert step.terminated and step.reward == 0.0
+    assert step.info["evaluation"]["error_type"] == "ast_decoder:decoder_failed"
+    await rt.close(created.instance_id)

@@ -38,6 +38,7 @@ import sys
 from typing import Any
 
 from trainbox_server.envs import bfcl_data as data
+from trainbox_server.envs import bfcl_formats
 from trainbox_server.envs.base import (
     SPLITS,
     Created,
@@ -301,6 +302,9 @@ class SingleTurnInstance:
     def step(self, message: Message) -> StepResult:
         if self.evaluation is not None:
             raise EpisodeOver(f"episode of {self.task.id} is over (single-turn); evaluate or close it")
+        if self.task.config is not None:
+            self.evaluation = self._score_format(message)
+            return StepResult([], self.evaluation.reward, True, {"evaluation": self.evaluation.details})
         calls = _parse(message) or []
         category = self.task.category
         if not calls and category not in data.NO_CALL_CATEGORIES:
@@ -351,6 +355,22 @@ class SingleTurnInstance:
             functions = task.functions
             result = check_ast(functions, decoded, task.ground_truth, task.category, task.language)
         verdict = _verdict(result, ())
+        score = 1.0 if verdict["valid"] else 0.0
+        return Evaluation(score, {**verdict, "sparse": score, "dense": score, "calls": _jsonable(decoded)})
+
+    def _score_format(self, message: Message) -> Evaluation:
+        """format_sensitivity: the message text decoded in the task's format, then BFCL's checker (a text that
+        does not decode scores 0 with the decoder's reason, as in BFCL)."""
+        from trainbox_server.envs.bfcl_exec import check_ast
+
+        if not isinstance(message, dict):
+            raise InvalidAction(f"the action must be an assistant message dict; {ACCEPTED_FORMATS}")
+        task = self.task
+        assert task.config is not None and task.source_category is not None
+        decoded, failure = bfcl_formats.decode(message.get("content"), task.config)
+        if failure is None:
+            failure = check_ast(task.functions, decoded or [], task.ground_truth, task.source_category, "python")
+        verdict = _verdict(failure, ())
         score = 1.0 if verdict["valid"] else 0.0
         return Evaluation(score, {**verdict, "sparse": score, "dense": score, "calls": _jsonable(decoded)})
 
