@@ -3,9 +3,9 @@
 For each release (``bfcl@<release>``, its own worker venv) a Runtime with one warm worker process: N creates of
 ``multi_turn_base`` tasks (the worker is warm: its dataset parsed and checker imported), each timed, then each
 instance's first ground-truth call as a step, timed; all N are held live. Memory per live instance is the
-worker's RSS growth from before the first create to all N held (after their first step), divided by N; the
-"fit in 16 GiB" figure is 16 GiB minus one warm worker, divided by that. Times include the pipe round trip
-to the worker (not HTTP). Writes ``bench/results/bfcl_releases.json``.
+pool's RSS growth (all its worker processes) from before the first create to all N held (after their first
+step), divided by N; the "fit in 16 GiB" figure is 16 GiB minus the idle pool, divided by that. Times include
+the pipe round trip to the worker (not HTTP). Writes ``bench/results/bfcl_releases.json``.
 
     .venv/bin/python -m bench.bfcl_releases [N]
 """
@@ -44,8 +44,9 @@ async def measure(release: str, n: int) -> dict[str, Any]:
         warm = (await rt.create(env, tasks[0])).instance_id
         await rt.close(warm)
         await asyncio.sleep(3)  # let the emptied worker trim
-        (worker,) = rt.pool(env).workers
-        idle_kib = rss_kib(worker.pid)
+        pool = rt.pool(env)
+        idle_kib = sum(rss_kib(w.pid) for w in pool.workers)
+        workers = len(pool.workers)
         creates, steps, held = [], [], []
         for i in range(n):
             task_id = tasks[i % len(tasks)]
@@ -56,7 +57,7 @@ async def measure(release: str, n: int) -> dict[str, Any]:
             await rt.step(created.instance_id, first_call[task_id])
             steps.append((time.perf_counter() - started) * 1000)
             held.append(created.instance_id)
-        live_kib = rss_kib(worker.pid)
+        live_kib = sum(rss_kib(w.pid) for w in pool.workers)
         for instance_id in held:
             await rt.close(instance_id)
     per_instance = (live_kib - idle_kib) / n
@@ -67,7 +68,8 @@ async def measure(release: str, n: int) -> dict[str, Any]:
         "create_ms_p95": _p(creates, 95),
         "step_ms_p50": _p(steps, 50),
         "step_ms_p95": _p(steps, 95),
-        "worker_idle_mib": round(idle_kib / 1024, 1),
+        "worker_processes": workers,
+        "workers_idle_mib": round(idle_kib / 1024, 1),
         "kib_per_live_instance": round(per_instance, 1),
         "live_instances_in_16_gib": int((16 * GIB - idle_kib) / per_instance) if per_instance > 0 else None,
     }
