@@ -4,7 +4,8 @@ Runs in the BFCL venv, in-process (no IPC), after a warm-up that parses the cate
 each task's prompt once (what a warm worker has done). Memory is ``tracemalloc``'s count of live Python
 allocations while N instances are held, divided by N (RSS deltas are reported alongside).
 
-    PYTHONPATH=server .venvs/bfcl/bin/python bench/bfcl_instances.py [N]   # writes bench/results/bfcl_instances.json
+    # writes bench/results/bfcl_instances.json:
+    PYTHONPATH=server .venvs/bfcl-2026.3.23/bin/python bench/bfcl_instances.py [N]
 """
 
 from __future__ import annotations

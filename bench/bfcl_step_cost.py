@@ -5,7 +5,7 @@ directly on the adapter, and prints per step position the median time of ``insta
 The service benchmark subtracts these from its HTTP step latencies: the difference is trainbox's step
 overhead (HTTP, the front, the Ray call to the host, the pipe to the worker and back).
 
-    PYTHONPATH=server .venvs/bfcl/bin/python bench/bfcl_step_cost.py episodes.json [repeats]
+    PYTHONPATH=server .venvs/bfcl-2026.3.23/bin/python bench/bfcl_step_cost.py episodes.json [repeats]
 """
 
 from __future__ import annotations

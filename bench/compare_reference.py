@@ -35,7 +35,16 @@ from typing import Any
 from bench import phases, report
 from bench.loadkit import kill_tree, node_ips, tree_pids
 from bench.reference_service import LOOPBACK_RAY, start_reference
-from bench.workload import CATEGORY, Dialect, Episode, MemoryGate, ReferenceProtocol, TrainboxV1, build_episodes
+from bench.workload import (
+    CATEGORY,
+    RELEASE,
+    Dialect,
+    Episode,
+    MemoryGate,
+    ReferenceProtocol,
+    TrainboxV1,
+    build_episodes,
+)
 from tests.servicekit import REPO, RayCluster, start_service
 
 RESULTS = REPO / "bench/results"
@@ -180,7 +189,7 @@ def in_process_cost(episodes: list[Episode]) -> dict[str, Any]:
     script = str(REPO / "bench/bfcl_step_cost.py")
     try:
         done = subprocess.run(
-            [str(REPO / ".venvs/bfcl/bin/python"), script, spec.name, "5"],
+            [str(REPO / f".venvs/bfcl-{RELEASE}/bin/python"), script, spec.name, "5"],
             capture_output=True, text=True, env=env, check=True, timeout=600,
         )  # fmt: skip
     finally:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, results in bench/results/ (`make bench` runs this after `make install`).
 #   bfcl_instances.json        per-instance BFCL cost in one worker process (no service)
+#   bfcl_releases.json         per BFCL release served: create p50 from the warm pool, step p50, memory per instance
 #   appworld.json              AppWorld create from the warm pool vs cold, world process memory
 #   service*.json, service.md  trainbox vs the reference's own service, side by side
 #   operator_scale.json        1,000 TrainingInstances to Ready and released by TTL (real control plane)
@@ -11,7 +12,9 @@ cd "$(dirname "$0")/.."
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 bash scripts/install-reference.sh
 step "BFCL per-instance cost"
-PYTHONPATH=server .venvs/bfcl/bin/python bench/bfcl_instances.py
+PYTHONPATH=server .venvs/bfcl-2026.3.23/bin/python bench/bfcl_instances.py
+step "BFCL per release: create from the warm pool, step, memory per live instance"
+.venv/bin/python -m bench.bfcl_releases
 step "AppWorld warm-pool vs cold create"
 .venv/bin/python -m bench.appworld_bench
 step "service: trainbox vs the reference"

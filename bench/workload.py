@@ -22,6 +22,9 @@ from typing import Any, Protocol
 from bench.loadkit import Connection, HttpError, mem_available_mib, percentiles
 from tests.bfcl_replay import END_OF_TURN, MAX_STEPS_PER_TURN, ground_truth
 
+# The reference serves only bfcl-eval 2025.10.1 (newer releases score 0 there): both sides play that release.
+RELEASE = "2025.10.1"
+
 CATEGORY = "multi_turn_base"
 RETRIES = 50  # 429/503 answers (admission control) waited out per call, at most
 
@@ -49,7 +52,7 @@ def _positional(call: str) -> bool:
 
 def build_episodes(limit: int = 200) -> tuple[list[Episode], list[str]]:
     """Ground-truth episodes of the first ``limit`` usable tasks, and the task ids left out."""
-    table = ground_truth(CATEGORY)
+    table = ground_truth(CATEGORY, RELEASE)
     episodes, skipped = [], []
     for task_id in sorted(table, key=lambda t: int(t.rsplit("_", 1)[1])):
         turns = table[task_id]
@@ -85,7 +88,7 @@ class TrainboxV1:
     name = "trainbox"
 
     async def create(self, conn: Connection, task_id: str, count: int = 1) -> list[str]:
-        body = {"env_type": "bfcl", "task_id": task_id, "count": count}
+        body = {"env_type": f"bfcl@{RELEASE}", "task_id": task_id, "count": count}
         reply = await conn.request("POST", "/v1/instances", body)
         return [i["instance_id"] for i in reply["instances"]]
 
@@ -107,7 +110,8 @@ class ReferenceProtocol:
 
     @staticmethod
     def _body(**fields: Any) -> dict[str, Any]:
-        return {"env_type": "bfcl", "task_id": None, "instance_id": None, "messages": {}, "params": {}, **fields}
+        fields = {"params": {"version": RELEASE}, **fields}  # the reference ignores it; we serve that release
+        return {"env_type": "bfcl", "task_id": None, "instance_id": None, "messages": {}, **fields}
 
     async def create(self, conn: Connection, task_id: str, count: int = 1) -> list[str]:
         assert count == 1, "the reference protocol creates one instance per call"

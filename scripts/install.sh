@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (idempotently) every virtual environment the project needs, printing progress.
 #   .venv            the service, SDK, operator and dev tools (pytest, ruff, mypy)
-#   .venvs/bfcl      bfcl-eval without its ML dependencies: only what its environments and checker import
+#   .venvs/bfcl-<release>  one per BFCL release served (requirements/bfcl-releases/<release>.txt): bfcl-eval
+#                    without its ML dependencies, only what its environments and checker import
 #   .venvs/appworld  the AppWorld engine (its pins clash with ours, so it lives alone)
 # A stamp file per venv, keyed by the hash of its inputs, makes a re-run a no-op.
 set -euo pipefail
@@ -35,9 +36,9 @@ uvpip() { "$UV" pip install --python "$VIRTUAL_ENV/bin/python" "$@"; }
 install_dev() {
   uvpip -e server -e sdk -e operator -r requirements/dev.txt
 }
-install_bfcl() {
+install_bfcl() {  # release-requirements-file
   uvpip -r requirements/bfcl.txt
-  uvpip --no-deps -r requirements/bfcl-nodeps.txt
+  uvpip --no-deps -r "$1"
 }
 install_appworld() {
   bash scripts/install-appworld.sh "$UV" "$VIRTUAL_ENV"
@@ -59,6 +60,12 @@ want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 want appworld && need_sandbox_tools
 want dev && make_venv dev .venv scripts/install.sh scripts/uv-env.sh server/pyproject.toml sdk/pyproject.toml operator/pyproject.toml \
   requirements/dev.txt -- install_dev
-want bfcl && make_venv bfcl .venvs/bfcl scripts/install.sh requirements/bfcl.txt requirements/bfcl-nodeps.txt -- install_bfcl
+if want bfcl; then
+  for release_file in requirements/bfcl-releases/*.txt; do
+    release=$(basename "$release_file" .txt)
+    make_venv "bfcl $release" ".venvs/bfcl-$release" scripts/install.sh requirements/bfcl.txt "$release_file" \
+      -- install_bfcl "$release_file"
+  done
+fi
 want appworld && make_venv appworld .venvs/appworld requirements/appworld.txt scripts/install-appworld.sh -- install_appworld
 exit 0

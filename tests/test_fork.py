@@ -1,8 +1,8 @@
 """Fork and snapshot through a real service (real Ray, real BFCL workers), with the SDK a trainer uses.
 
-Every multi-turn task of ``multi_turn_base``: replay the ground truth up to its midpoint, fork into 3,
-finish each fork and the source with the rest → all score 1.0; a fork that goes wrong scores 0 while its
-siblings still score 1.0; a snapshot restored after its source was released behaves the same.
+Every multi-turn task of ``multi_turn_base``, in every BFCL release served: replay the ground truth up to its
+midpoint, fork into 3, finish each fork and the source with the rest → all score 1.0; a fork that goes wrong
+scores 0 while its siblings still score 1.0; a snapshot restored after its source was released behaves the same.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ async def box(service: Service) -> AsyncIterator[AsyncTrainingSandbox]:
         yield sandbox
 
 
-def halves(task_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    steps = [message for turn in replay.multi_turn_steps(task_id) for message in turn]
+def halves(task_id: str, release: str = replay.CURRENT) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    steps = [message for turn in replay.multi_turn_steps(task_id, release=release) for message in turn]
     middle = len(steps) // 2
     return steps[:middle], steps[middle:]
 
@@ -47,9 +47,9 @@ async def play(box: AsyncTrainingSandbox, instance_id: str, steps: list[dict[str
         await box.step(instance_id, message)
 
 
-async def fork_episode(box: AsyncTrainingSandbox, task_id: str) -> list[float]:
-    before, after = halves(task_id)
-    source = (await box.create_instance("bfcl", task_id))["info"]["instance_id"]
+async def fork_episode(box: AsyncTrainingSandbox, task_id: str, release: str) -> list[float]:
+    before, after = halves(task_id, release)
+    source = (await box.create_instance(f"bfcl@{release}", task_id))["info"]["instance_id"]
     await play(box, source, before)
     forks: list[InstanceStatus] = await box.fork(source, FORKS)
     assert len({f["group_id"] for f in forks}) == 1 and all(f["steps"] == len(before) for f in forks)
@@ -61,13 +61,14 @@ async def fork_episode(box: AsyncTrainingSandbox, task_id: str) -> list[float]:
     return rewards
 
 
-async def test_every_fork_of_every_task_finishes_like_its_source(box: AsyncTrainingSandbox) -> None:
-    tasks = sorted(replay.ground_truth(CATEGORY))
+@pytest.mark.parametrize("release", replay.RELEASES)
+async def test_every_fork_of_every_task_finishes_like_its_source(box: AsyncTrainingSandbox, release: str) -> None:
+    tasks = sorted(replay.ground_truth(CATEGORY, release))
     limit = asyncio.Semaphore(8)
 
     async def one(task_id: str) -> tuple[str, list[float]]:
         async with limit:
-            return task_id, await fork_episode(box, task_id)
+            return task_id, await fork_episode(box, task_id, release)
 
     results = dict(await asyncio.gather(*(one(t) for t in tasks)))
     failed = {t: r for t, r in results.items() if r != [1.0] * (FORKS + 1)}
@@ -94,7 +95,7 @@ async def test_a_snapshot_outlives_its_source(box: AsyncTrainingSandbox) -> None
     source = (await box.create_instance("bfcl", task_id))["info"]["instance_id"]
     await play(box, source, before)
     snap = await box.snapshot(source)
-    assert snap["steps"] == len(before) and snap["bytes"] > 0 and snap["env_type"] == "bfcl"
+    assert snap["steps"] == len(before) and snap["bytes"] > 0 and snap["env_type"] == f"bfcl@{replay.CURRENT}"
     await box.release_instance(source)
     restored = await box.create_instance(snapshot_id=snap["snapshot_id"])
     instance_id = restored["info"]["instance_id"]

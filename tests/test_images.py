@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from trainbox_server.envs.releases import RELEASES
 
 from tests import imagekit
 from tests.bfcl_replay import multi_turn_steps
@@ -102,10 +103,11 @@ def test_arm64_server_image_runs_under_emulation(images: dict) -> None:
     out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/arm64", ref,
                           "python", "-c", probe, timeout=900)  # fmt: skip
     assert out.split() == ["aarch64", "2.60.0"]
-    bfcl = "import bfcl_eval, trainbox_server.envs.bfcl_data, os; print(os.getuid())"
-    out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/arm64", ref,
-                          "/opt/venvs/bfcl/bin/python", "-c", bfcl, timeout=900)  # fmt: skip
-    assert out.strip() == RUNTIME_UID
+    bfcl = "import bfcl_eval, trainbox_server.envs.bfcl_data as d, os; print(os.getuid(), d.installed_release())"
+    for release in RELEASES["bfcl"]:  # every release served has its venv in the image
+        out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/arm64", ref,
+                              f"/opt/venvs/bfcl-{release}/bin/python", "-c", bfcl, timeout=900)  # fmt: skip
+        assert out.split() == [RUNTIME_UID, release]
 
 
 def test_operator_image_prints_its_version(images: dict) -> None:

@@ -115,8 +115,8 @@ async def test_bad_input_is_typed_and_leaves_nothing_behind(runtime: Runtime) ->
     with pytest.raises(UnknownTask):
         await runtime.create("bfcl", "multi_turn_base_999999")
     assert runtime.instances == live_before  # a failed create leaves nothing
-    assert sum(len(w.instances) for w in runtime.pools["bfcl"].workers) == len(
-        [i for i, (pool, _) in runtime.instances.items() if pool is runtime.pools["bfcl"]]
+    assert sum(len(w.instances) for w in runtime.pool("bfcl").workers) == len(
+        [i for i, (pool, _) in runtime.instances.items() if pool is runtime.pool("bfcl")]
     )
     made = await runtime.create("bfcl", "multi_turn_base_0", instance_id="mine")
     with pytest.raises(DuplicateInstance):

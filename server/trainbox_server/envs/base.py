@@ -109,13 +109,16 @@ class Family(Protocol):
 
 
 def load_family(name: str) -> Family:
-    """Instantiate the family adapter for ``name`` (a key of ``FAMILY_MODULES``)."""
+    """Instantiate the family adapter for ``name``: a key of ``FAMILY_MODULES``, or ``<key>@<release>`` for a
+    family served in releases (the adapter then checks that this interpreter has that release)."""
     import importlib
 
     from trainbox_server.envs import FAMILY_MODULES
+    from trainbox_server.envs.releases import RELEASES, split_name
 
-    if name not in FAMILY_MODULES:
-        raise EnvError(f"unknown environment {name!r}; known: {sorted(FAMILY_MODULES)}")
-    module = importlib.import_module(FAMILY_MODULES[name])
-    family: Family = module.make_family()
+    family_name, release = split_name(name)
+    if family_name not in FAMILY_MODULES or (release is not None and release not in RELEASES.get(family_name, ())):
+        raise EnvError(f"unknown environment {name!r}; known: {sorted(FAMILY_MODULES)} and releases {RELEASES}")
+    module = importlib.import_module(FAMILY_MODULES[family_name])
+    family: Family = module.make_family(release) if release is not None else module.make_family()
     return family

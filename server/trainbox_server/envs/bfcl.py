@@ -34,12 +34,15 @@ details always carry both values, the checker's ``error_type`` / ``error_message
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 from trainbox_server.envs import bfcl_data as data
+from trainbox_server.envs import bfcl_formats
 from trainbox_server.envs.base import (
     SPLITS,
     Created,
+    DataMissing,
     EpisodeOver,
     Evaluation,
     InvalidAction,
@@ -58,6 +61,7 @@ from trainbox_server.envs.bfcl_calls import (
     parse_calls,
 )
 from trainbox_server.envs.bfcl_splits import split_ids
+from trainbox_server.envs.releases import env_suffix
 
 MAXIMUM_STEP_LIMIT = 20  # BFCL's per-turn cap on model steps (constants.default_prompts)
 _DETAIL_TEXT_LIMIT = 2000
@@ -67,9 +71,17 @@ class BfclFamily:
     name = "bfcl"
     max_instances_per_process = 100_000
 
-    def __init__(self) -> None:
+    def __init__(self, release: str | None = None) -> None:
         from trainbox_server.envs.bfcl_exec import prepare_bfcl_import
 
+        installed = data.installed_release()
+        if release is not None and release != installed:
+            raise DataMissing(
+                f"bfcl@{release} needs an interpreter with bfcl-eval=={release}; this one ({sys.executable}) has "
+                f"{installed or 'none'}: run `make install` or point TRAINBOX_PYTHON_{env_suffix('bfcl@' + release)} "
+                "at that release's venv"
+            )
+        self.release = installed
         prepare_bfcl_import()
         self._splits: dict[str, list[str]] | None = None
 
@@ -105,6 +117,7 @@ class BfclFamily:
             "category": task.category,
             "multi_turn": task.multi_turn,
             "num_turns": len(task.entry["question"]),
+            "release": self.release,
             "tools": data.tools(task),
         }
         return Created([dict(m) for m in data.initial_messages(task)], info), instance
@@ -116,8 +129,8 @@ def _shared_memo(instance: Any) -> dict[int, Any]:
     return {id(value): value for value in shared if value is not None}
 
 
-def make_family() -> BfclFamily:
-    return BfclFamily()
+def make_family(release: str | None = None) -> BfclFamily:
+    return BfclFamily(release)
 
 
 def _find_task(task_id: str) -> data.Task:
@@ -289,6 +302,9 @@ class SingleTurnInstance:
     def step(self, message: Message) -> StepResult:
         if self.evaluation is not None:
             raise EpisodeOver(f"episode of {self.task.id} is over (single-turn); evaluate or close it")
+        if self.task.config is not None:
+            self.evaluation = self._score_format(message)
+            return StepResult([], self.evaluation.reward, True, {"evaluation": self.evaluation.details})
         calls = _parse(message) or []
         category = self.task.category
         if not calls and category not in data.NO_CALL_CATEGORIES:
@@ -339,6 +355,22 @@ class SingleTurnInstance:
             functions = task.functions
             result = check_ast(functions, decoded, task.ground_truth, task.category, task.language)
         verdict = _verdict(result, ())
+        score = 1.0 if verdict["valid"] else 0.0
+        return Evaluation(score, {**verdict, "sparse": score, "dense": score, "calls": _jsonable(decoded)})
+
+    def _score_format(self, message: Message) -> Evaluation:
+        """format_sensitivity: the message text decoded in the task's format, then BFCL's checker (a text that
+        does not decode scores 0 with the decoder's reason, as in BFCL)."""
+        from trainbox_server.envs.bfcl_exec import check_ast
+
+        if not isinstance(message, dict):
+            raise InvalidAction(f"the action must be an assistant message dict; {ACCEPTED_FORMATS}")
+        task = self.task
+        assert task.config is not None and task.source_category is not None
+        decoded, failure = bfcl_formats.decode(message.get("content"), task.config)
+        if failure is None:
+            failure = check_ast(task.functions, decoded or [], task.ground_truth, task.source_category, "python")
+        verdict = _verdict(failure, ())
         score = 1.0 if verdict["valid"] else 0.0
         return Evaluation(score, {**verdict, "sparse": score, "dense": score, "calls": _jsonable(decoded)})
 

@@ -15,7 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from trainbox_server.envs import bfcl_formats
 from trainbox_server.envs.bfcl_calls import openai_name
+from trainbox_server.envs.bfcl_formats import CATEGORY as FORMAT_SENSITIVITY
 
 MULTI_TURN_CATEGORIES = (
     "multi_turn_base",
@@ -37,13 +39,13 @@ SINGLE_TURN_CATEGORIES = (
     "live_parallel_multiple",
     "live_irrelevance",
     "live_relevance",
+    FORMAT_SENSITIVITY,  # the tasks above asked in BFCL's 26 prompt formats (see bfcl_formats)
 )
 CATEGORIES = MULTI_TURN_CATEGORIES + SINGLE_TURN_CATEGORIES
 # Categories of the package this adapter cannot run offline, with the reason given to the caller.
 UNSUPPORTED_PREFIXES = {
     "memory_": "BFCL memory tasks need an embedding-model download and a memory backend",
     "web_search": "BFCL web_search tasks need live internet search",
-    "format_sensitivity": "BFCL format_sensitivity is a non-scoring prompt-variation study, not a task set",
 }
 # Categories where the right answer is to make no call / any call (scored without ground truth).
 NO_CALL_CATEGORIES = ("irrelevance", "live_irrelevance")
@@ -77,6 +79,9 @@ class Task:
     entry: dict[str, Any]  # the test entry: question, initial_config, involved_classes, ...
     ground_truth: Any  # multi-turn: list[list[str]] per turn; AST: list[{func: {param: [values]}}]
     _created: dict[str, Any] = field(default_factory=dict)
+    # format_sensitivity: the prompt-format config, and the category of the task it asks in that format
+    config: str | None = None
+    source_category: str | None = None
 
     @property
     def multi_turn(self) -> bool:
@@ -110,7 +115,7 @@ class Task:
                 hinted = {f["name"]: f for name in self.entry["involved_classes"] for f in hinted_class_docs(name)}
                 prompt = [hinted[f["name"]] for f in self.functions]
             else:
-                prompt = _with_language_hints(self.functions, self.category)
+                prompt = _with_language_hints(self.functions, self.source_category or self.category)
             self._created["prompt_functions"] = prompt
         result: list[dict[str, Any]] = self._created["prompt_functions"]
         return result
@@ -120,6 +125,17 @@ def data_dir() -> Path:
     import bfcl_eval
 
     return Path(bfcl_eval.__file__).parent / "data"
+
+
+@cache
+def installed_release() -> str | None:
+    """The ``bfcl-eval`` release this interpreter has (``None``: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bfcl-eval")
+    except PackageNotFoundError:
+        return None
 
 
 def category_of(task_id: str) -> str | None:
@@ -151,28 +167,50 @@ def category_ids(category: str) -> tuple[str, ...]:
 @cache
 def tasks(category: str) -> dict[str, Task]:
     """Every task of a category, by id (parsed once per process)."""
+    if category == FORMAT_SENSITIVITY:
+        return _format_sensitivity_tasks()
     entries = _read_jsonl(data_dir() / f"BFCL_v4_{category}.json")
     answers: dict[str, Any] = {}
     if category not in NO_CALL_CATEGORIES + ANY_CALL_CATEGORIES:
         answer_file = data_dir() / "possible_answer" / f"BFCL_v4_{category}.json"
         answers = {a["id"]: a["ground_truth"] for a in _read_jsonl(answer_file)}
     result = {}
+    fixes = UPSTREAM_FIXES.get(installed_release() or "", ())
     for entry in entries:
-        _apply_upstream_fix(entry, answers)
+        if entry["id"] in fixes:
+            answers[entry["id"]] = fixed_ground_truth(entry, answers[entry["id"]])
         result[entry["id"]] = Task(entry["id"], category, entry, answers.get(entry["id"]))
     return result
 
 
-def _apply_upstream_fix(entry: dict[str, Any], answers: dict[str, Any]) -> None:
-    """Dataset fixes merged upstream after the pinned release, applied only where the data still needs them.
+def _format_sensitivity_tasks() -> dict[str, Task]:
+    """BFCL's format-sensitivity tasks: the listed tasks (each category's in dataset order) crossed with every
+    format config; they share their source task's entry and ground truth."""
+    sources: list[Task] = []
+    for category, ids in bfcl_formats.listed_ids(data_dir()).items():
+        listed = frozenset(ids)
+        sources += [task for task in tasks(category).values() if task.id in listed]
+    by_id = {task.id: task for task in sources}
+    return {
+        variant: Task(variant, FORMAT_SENSITIVITY, by_id[source].entry, by_id[source].ground_truth,
+                      config=config, source_category=by_id[source].category)
+        for variant, config, source in bfcl_formats.variant_ids([task.id for task in sources])
+    }  # fmt: skip
 
-    ``multi_turn_base_154``: 5 user turns but 6 ground-truth turns, so BFCL's checker cannot pass it
-    (IndexError upstream). ShishirPatil/gorilla PR #1177 merges ground-truth turns 2 and 3 (the second
-    user turn asks for both the nearest airport and the flight cost).
-    """
-    truth = answers.get(entry["id"])
-    if entry["id"] == "multi_turn_base_154" and truth and len(truth) == len(entry["question"]) + 1:
-        answers[entry["id"]] = [truth[0], truth[1] + truth[2], *truth[3:]]
+
+# Dataset fixes merged upstream after a release, per release that ships the defect (later ones carry the fix).
+# ``multi_turn_base_154``: 5 user turns but 6 ground-truth turns, so BFCL's checker cannot pass it (IndexError
+# upstream). ShishirPatil/gorilla PR #1177 merges ground-truth turns 2 and 3 (the second user turn asks for both
+# the nearest airport and the flight cost); bfcl-eval 2026.3.23 ships exactly that.
+UPSTREAM_FIXES: dict[str, tuple[str, ...]] = {"2025.10.1": ("multi_turn_base_154",)}
+
+
+def fixed_ground_truth(entry: dict[str, Any], truth: list[list[str]]) -> list[list[str]]:
+    """The ground truth of a task listed in ``UPSTREAM_FIXES``; a release whose data does not have the defect
+    the fix is for is a listing mistake, refused rather than "fixed" twice."""
+    if entry["id"] == "multi_turn_base_154" and len(truth) == len(entry["question"]) + 1:
+        return [truth[0], truth[1] + truth[2], *truth[3:]]
+    raise ValueError(f"{entry['id']}: the ground truth no longer has the defect UPSTREAM_FIXES lists it for")
 
 
 @cache
@@ -267,7 +305,10 @@ def initial_messages(task: Task) -> list[dict[str, Any]]:
     """System prompt + the first user turn, as BFCL's prompting handlers build them (shared per task)."""
     if "messages" not in task._created:
         first_turn = [dict(m) for m in task.entry["question"][0]]
-        prompt = system_prompt(task.prompt_functions)
+        if task.config is not None:
+            prompt = bfcl_formats.system_prompt(task.config, task.prompt_functions)
+        else:
+            prompt = system_prompt(task.prompt_functions)
         if first_turn and first_turn[0].get("role") == "system":
             first_turn[0]["content"] = prompt + "\n\n" + first_turn[0]["content"]
         else:

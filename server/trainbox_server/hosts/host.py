@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainbox_server.envs.releases import canonical, family_of
 from trainbox_server.errors import (
     CapacityExceeded,
     EpisodeOver,
@@ -61,7 +62,8 @@ class HostSettings:
     def runtime_config(self) -> RuntimeConfig:
         config = RuntimeConfig(prestart=tuple(self.prestart))
         for name, overrides in self.families.items():
-            base = config.families.get(name, FamilyConfig(name))
+            # "bfcl@2025.10.1" settles on what "bfcl" (every release) says, then its own overrides
+            base = config.families.get(name) or config.families.get(family_of(name)) or FamilyConfig(name)
             config.families[name] = FamilyConfig(**{**base.__dict__, **overrides, "name": name})
         if self.environments:
             config.families = {k: v for k, v in config.families.items() if k in self.environments}
@@ -166,7 +168,11 @@ class InstanceHost:
         max_lifetime = validate_ttl(request.get("max_lifetime"), s.max_lifetime, "max_lifetime", s.max_ttl)
         instance_id = request.get("instance_id") or new_instance_id(s.name)
         snapshot = self.snapshots.get(request["snapshot_id"]) if request.get("snapshot_id") else None
-        if snapshot is not None and request.get("env_type") not in (None, snapshot.record["family"]):
+        if (
+            snapshot is not None
+            and request.get("env_type") not in (None, snapshot.record["family"])
+            and (canonical(str(request["env_type"])) != canonical(snapshot.record["family"]))
+        ):
             raise RequestError(
                 f"snapshot {request['snapshot_id']!r} is of {snapshot.record['family']!r}, "
                 f"not {request['env_type']!r}: restore it without env_type or with that one"
@@ -181,6 +187,7 @@ class InstanceHost:
                 created = await self.runtime.create(env_type, task_id, request.get("params"), instance_id)
         finally:
             self.creating -= 1
+        env_type = created.family  # the release that runs it ("bfcl" → "bfcl@<current release>")
         record = Record(env_type, task_id, Lease(time.time(), idle_ttl, max_lifetime), group_id=request.get("group_id"))
         if snapshot is not None:
             record.steps, record.terminated = len(snapshot.record["actions"]), bool(snapshot.record["terminated"])

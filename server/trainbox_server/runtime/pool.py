@@ -24,6 +24,7 @@ from typing import Any
 
 from trainbox_server.envs import EXECUTES_CODE, JUDGE_MODULES
 from trainbox_server.envs.appworld_view import SANDBOX_ROOT, evaluator_binds, worker_binds
+from trainbox_server.envs.releases import env_suffix, family_of
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
 from trainbox_server.runtime import sandbox
 from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python, rss_kib
@@ -49,7 +50,7 @@ class FamilyConfig:
 
     def spec(self, judge: bool = False) -> WorkerSpec:
         """How to start one worker (or the evaluator); read at every start, so new data is seen."""
-        sandboxed = self.sandboxed if self.sandboxed is not None else self.name in EXECUTES_CODE
+        sandboxed = self.sandboxed if self.sandboxed is not None else family_of(self.name) in EXECUTES_CODE
         sandboxed = sandboxed and sandbox.enabled()
         binds, env = family_view(self.name, self.env, judge) if sandboxed else ((), {})
         return WorkerSpec(
@@ -103,19 +104,19 @@ class FamilyPool:
     @property
     def judged(self) -> bool:
         """Rewards come from the family's evaluator process (see ``judge``)."""
-        return self.config.name in JUDGE_MODULES
+        return family_of(self.config.name) in JUDGE_MODULES
 
     def check_installed(self) -> None:
         if not os.path.exists(self.python):
             raise EnvironmentUnavailable(
                 f"environment {self.config.name!r} is not installed here (no interpreter at "
-                f"{self.python}); run `make install` or set TRAINBOX_PYTHON_{self.config.name.upper()}"
+                f"{self.python}); run `make install` or set TRAINBOX_PYTHON_{env_suffix(self.config.name)}"
             )
 
     def start(self) -> None:
         self.check_installed()
         self._refill()
-        if self.config.name in JUDGE_MODULES:
+        if self.judged:
             self._spawn_task(self._warm_judge())
 
     async def _warm_judge(self) -> None:

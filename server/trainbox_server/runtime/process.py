@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainbox_server.envs import releases
 from trainbox_server.errors import EnvironmentUnavailable, InstanceLost, StepTimeout, TrainboxError, from_worker
 from trainbox_server.runtime import sandbox
 from trainbox_server.runtime.framing import HEADER, decode_length, encode, loads
@@ -204,7 +205,11 @@ class WorkerProcess:
 
     def _deliver(self, reply: dict[str, Any]) -> None:
         if reply.get("id") == 0 and not self._ready.done():
-            self._ready.set_result(reply["result"])
+            if reply.get("ok"):
+                self._ready.set_result(reply["result"])
+            else:  # the worker cannot serve its family here (wrong interpreter): say why, not just "exited"
+                message = str((reply.get("error") or {}).get("message", "the worker refused to start"))
+                self._ready.set_exception(EnvironmentUnavailable(message))
             return
         future = self._pending.get(reply.get("id", -1))
         if future is None or future.done():
@@ -250,8 +255,12 @@ def rss_kib(pid: int) -> int:
 
 
 def default_python(family: str) -> str:
-    """The family's interpreter: ``TRAINBOX_PYTHON_<FAMILY>``, else the repo's ``.venvs/<family>``."""
-    override = os.environ.get(f"TRAINBOX_PYTHON_{family.upper()}")
+    """The interpreter of a family (or of one release of it, see ``envs.releases``):
+    ``TRAINBOX_PYTHON_<NAME>`` (``BFCL_2025_10_1``, ``APPWORLD``), else ``<venvs>/<name>/bin/python``
+    (``bfcl-2025.10.1``, ``appworld``) where ``<venvs>`` is ``TRAINBOX_VENVS`` (the images: /opt/venvs), else
+    the repo's ``.venvs``."""
+    override = os.environ.get(f"TRAINBOX_PYTHON_{releases.env_suffix(family)}")
     if override:
         return override
-    return str(Path(SERVER_DIR).parent / ".venvs" / family / "bin" / "python")
+    venvs = os.environ.get("TRAINBOX_VENVS") or str(Path(SERVER_DIR).parent / ".venvs")
+    return str(Path(venvs) / releases.venv_name(family) / "bin" / "python")

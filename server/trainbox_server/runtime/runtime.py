@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 import uuid
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from trainbox_server.envs import FAMILY_MODULES
+from trainbox_server.envs import FAMILY_MODULES, releases
 from trainbox_server.envs.base import SPLITS, Evaluation, Message, StepResult
 from trainbox_server.errors import (
     DuplicateInstance,
@@ -112,23 +113,36 @@ class Runtime:
                 log.warning("not pre-starting %s: %s", name, exc)
 
     def families(self) -> list[str]:
-        return sorted(name for name in self.config.families if name in FAMILY_MODULES)
+        """Every environment name served (a family served in releases: its plain name and each release)."""
+        return releases.served_names(n for n in self.config.families if releases.family_of(n) in FAMILY_MODULES)
+
+    def _config(self, name: str) -> FamilyConfig | None:
+        """The pool settings of a served name: its own entry, else its family's (applied to each release)."""
+        if name not in self.families():
+            return None
+        config = self.config.families.get(name) or self.config.families.get(releases.family_of(name))
+        return None if config is None else dataclasses.replace(config, name=name)
 
     def _pool(self, family: str) -> FamilyPool:
-        pool = self.pools.get(family)
+        name = releases.canonical(family) if isinstance(family, str) else family
+        pool = self.pools.get(name)
         if pool is None:
-            config = self.config.families.get(family)
-            if config is None or family not in FAMILY_MODULES:
+            config = self._config(name) if isinstance(name, str) else None
+            if config is None:
                 raise UnknownEnvironment(f"unknown environment {family!r}; available: {self.families()}")
             pool = FamilyPool(config, self._worker_died)
             pool.start()  # raises EnvironmentUnavailable if the family is not installed
-            self.pools[family] = pool
+            self.pools[name] = pool
         return pool
+
+    def pool(self, family: str) -> FamilyPool:
+        """The pool serving an environment name (``bfcl`` is the pool of its current release)."""
+        return self._pool(family)
 
     async def task_ids(self, family: str, split: str) -> list[str]:
         if split not in SPLITS:
             raise UnknownSplit(f"unknown split {split!r}; splits are {list(SPLITS)}")
-        key = (family, split)
+        key = (self._pool(family).config.name, split)
         if key not in self._task_cache:
             pool = self._pool(family)
             worker = await pool.any_worker()
@@ -138,7 +152,8 @@ class Runtime:
     async def create(
         self, family: str, task_id: str, params: dict[str, Any] | None = None, instance_id: str | None = None
     ) -> CreatedInstance:
-        pool = self._pool(family)
+        pool = self._pool(releases.with_version(family, params))
+        family = pool.config.name  # canonical: a lease or snapshot of "bfcl" names the release it runs
         instance_id = instance_id or uuid.uuid4().hex
         if instance_id in self.instances:
             raise DuplicateInstance(f"instance id {instance_id!r} is already in use")

@@ -182,7 +182,11 @@ def serve(family_name: str, judge_role: bool = False) -> int:
     proto_in, proto_out = _take_protocol_fds()
     _limit_memory()
     started = time.monotonic()
-    family = load_family(family_name)
+    try:
+        family = load_family(family_name)
+    except EnvError as exc:  # e.g. this interpreter has another release: the runtime says so to its callers
+        _write(proto_out, encode({"id": 0, **_error(exc.kind, str(exc))}))
+        return 2
     judge = _load_judge(family_name) if judge_role else None
     warm = getattr(judge if judge_role else family, "warm", None)
     if callable(warm):

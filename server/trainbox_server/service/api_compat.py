@@ -1,6 +1,7 @@
 """The reference's wire protocol (AgentScope Runtime training_box env_service), unchanged on the wire.
 
-``POST /<op>`` with ``{"env_type", "task_id", "instance_id", "messages", "params"}``; replies
+``POST /<op>`` with ``{"env_type", "task_id", "instance_id", "messages", "params"}``; ``env_type`` "bfcl" is
+BFCL's current release: pin another with ``"bfcl@2025.10.1"`` or ``params.version`` (see ``envs.releases``); replies
 ``{"success": bool, "data": ...}``. Errors keep the reference's status codes' meaning (4xx for the caller's
 mistakes) but carry a one-line message and our typed ``error`` object — never a traceback.
 """
@@ -11,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from trainbox_server.envs.releases import family_of, with_version
 from trainbox_server.errors import RequestError
 from trainbox_server.service import bounds
 from trainbox_server.service.api_v1 import FastJSON, Service
@@ -50,7 +52,7 @@ def _message(messages: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
     **answers(CompatTaskIds, ON_HOSTS, compat=True),
 )
 async def get_env_profile(service: Service, body: CompatRequest) -> dict[str, Any]:
-    env_type = _require(body.env_type, "env_type")
+    env_type = with_version(_require(body.env_type, "env_type"), body.params)
     return {
         "success": True,
         "data": await service.task_ids(env_type, bounds.check_split(body.params.get("split", "train"))),
@@ -91,7 +93,7 @@ async def evaluate(service: Service, body: CompatRequest) -> dict[str, Any]:
     async with timed("evaluate") as timing:
         result = await service.evaluate(instance_id, body.params)
         timing.env = result.pop("env_type", "unknown")
-    if body.params.get("sparse", False) or timing.env != "bfcl":
+    if body.params.get("sparse", False) or family_of(timing.env) != "bfcl":
         return {"success": True, "data": result["reward"]}
     return {"success": True, "data": {"reward": result["reward"], **result["details"]}}
 

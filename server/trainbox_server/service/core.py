@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from trainbox_server.envs import FAMILY_MODULES
+from trainbox_server.envs import FAMILY_MODULES, releases
 from trainbox_server.envs.base import SPLITS
 from trainbox_server.errors import (
     Busy,
@@ -159,7 +159,7 @@ class SandboxService:
             await self.refresh_loads()
 
     def environments(self) -> list[dict[str, Any]]:
-        return [{"name": name, "splits": list(SPLITS)} for name in self.families]
+        return [{**releases.describe(name), "splits": list(SPLITS)} for name in self.families]
 
     def _check_env(self, env_type: object) -> str:
         if not isinstance(env_type, str) or env_type not in self.families:
@@ -212,7 +212,8 @@ class SandboxService:
         """Check a create completely (the same for both APIs), admit it, run it on the hosts."""
         if request.get("snapshot_id") is not None:
             return await self._restore(request)
-        self._check_env(request.get("env_type"))
+        request = {**request, "env_type": releases.with_version(request.get("env_type"), request.get("params"))}
+        self._check_env(request["env_type"])
         count = bounds.check_count(request.get("count", 1), self.config.max_group)
         instance_id = bounds.check_instance_id(request.get("instance_id"))
         if instance_id and count != 1:

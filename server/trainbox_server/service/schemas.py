@@ -38,7 +38,12 @@ class CompatErrorResponse(_Open):
 
 
 class Environment(_Open):
-    name: str
+    name: str = Field(description="what env_type takes: 'bfcl' (its current release), 'bfcl@2025.10.1', 'appworld'")
+    family: str
+    release: str | None = Field(description="the release this name serves (null: a family served in one release)")
+    releases: list[str] | None = Field(
+        default=None, description="on a family's plain name: every release served, newest (the default) first"
+    )
     splits: list[str]
 
 
