@@ -98,8 +98,11 @@ def _as_format(calls: list[tuple[str, dict[str, Any]]], style: int, tag: str) ->
     return {"role": "assistant", "content": f"[{text}]"}
 
 
-def multi_turn_steps(task_id: str, turns: list[list[str]] | None = None) -> list[list[dict[str, Any]]]:
-    """Per turn: one assistant message per ground-truth call, then a message without calls (ends the turn)."""
+def multi_turn_steps(
+    task_id: str, turns: list[list[str]] | None = None, style: int | None = None
+) -> list[list[dict[str, Any]]]:
+    """Per turn: one assistant message per ground-truth call, then a message without calls (ends the turn).
+    The calls rotate through the three formats unless ``style`` fixes one (1: ``<tool_call>``, as the reference)."""
     turns = ground_truth(task_id.rsplit("_", 1)[0])[task_id] if turns is None else turns
     result = []
     for t, turn in enumerate(turns):
@@ -114,17 +117,17 @@ def multi_turn_steps(task_id: str, turns: list[list[str]] | None = None) -> list
                 steps.append({"role": "assistant", "content": text})
                 continue
             kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
-            steps.append(_as_format([(node.func.id, kwargs)], (t + i) % 3, f"call-{t}-{i}"))
+            steps.append(_as_format([(node.func.id, kwargs)], (t + i) % 3 if style is None else style, f"call-{t}-{i}"))
         result.append([*steps, END_OF_TURN])
     return result
 
 
-def wrong_multi_turn_steps(task_id: str) -> list[list[dict[str, Any]]]:
+def wrong_multi_turn_steps(task_id: str, style: int | None = None) -> list[list[dict[str, Any]]]:
     """The ground truth with the first call of the first non-empty turn replaced by a plausible wrong call."""
     turns = [list(t) for t in ground_truth(task_id.rsplit("_", 1)[0])[task_id]]
     first = next(t for t in turns if t)
     first[0] = "mkdir(dir_name='not_asked_for')" if "(" in first[0] else first[0]
-    return multi_turn_steps(task_id, turns)
+    return multi_turn_steps(task_id, turns, style)
 
 
 def _answer_value(value: Any) -> Any:
