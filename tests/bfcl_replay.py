@@ -131,10 +131,15 @@ def _keyword_call(text: str) -> tuple[str, dict[str, Any]] | None:
 
 
 def multi_turn_steps(
-    task_id: str, turns: list[list[str]] | None = None, release: str = CURRENT, batched: bool = False
+    task_id: str,
+    turns: list[list[str]] | None = None,
+    release: str = CURRENT,
+    batched: bool = False,
+    style: int | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Per turn: one assistant message per ground-truth call (``batched``: one message with all of the turn's
-    calls), then a message without calls (ends the turn)."""
+    calls), then a message without calls (ends the turn). The calls rotate through the three formats unless
+    ``style`` fixes one (1: ``<tool_call>``, as the reference)."""
     turns = ground_truth(task_id.rsplit("_", 1)[0], release)[task_id] if turns is None else turns
     result = []
     for t, turn in enumerate(turns):
@@ -146,23 +151,27 @@ def multi_turn_steps(
             if any(call is None for call in calls):
                 step = {"role": "assistant", "content": "[" + ", ".join(turn) + "]"}
             else:
-                step = _as_format([c for c in calls if c is not None], t % 3, f"turn-{t}")
+                step = _as_format([c for c in calls if c is not None], t % 3 if style is None else style, f"turn-{t}")
             result.append([step, END_OF_TURN])
             continue
         steps = [
-            {"role": "assistant", "content": text} if call is None else _as_format([call], (t + i) % 3, f"call-{t}-{i}")
+            {"role": "assistant", "content": text}
+            if call is None
+            else _as_format([call], (t + i) % 3 if style is None else style, f"call-{t}-{i}")
             for i, (text, call) in enumerate(zip(turn, calls, strict=True))
         ]
         result.append([*steps, END_OF_TURN])
     return result
 
 
-def wrong_multi_turn_steps(task_id: str, release: str = CURRENT) -> list[list[dict[str, Any]]]:
+def wrong_multi_turn_steps(
+    task_id: str, release: str = CURRENT, style: int | None = None
+) -> list[list[dict[str, Any]]]:
     """The ground truth with the first call of the first non-empty turn replaced by a plausible wrong call."""
     turns = [list(t) for t in ground_truth(task_id.rsplit("_", 1)[0], release)[task_id]]
     first = next(t for t in turns if t)
     first[0] = "mkdir(dir_name='not_asked_for')" if "(" in first[0] else first[0]
-    return multi_turn_steps(task_id, turns, release)
+    return multi_turn_steps(task_id, turns, release, style=style)
 
 
 def _answer_value(value: Any) -> Any:

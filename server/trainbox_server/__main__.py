@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from trainbox_server.service import ServiceConfig, create_app
+    from trainbox_server.service.http_protocol import UpgradeIgnoringProtocol
 
     config = ServiceConfig.from_env()
     if args.ray_address:
@@ -69,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     # sends a request on a connection the server is closing at that moment (a reset, not an answer).
     keep_alive = int(os.environ.get("TRAINBOX_KEEP_ALIVE", "75"))
     uvicorn.run(
-        app, host=args.host, port=port, log_level=args.log_level, access_log=False, timeout_keep_alive=keep_alive
+        app,
+        host=args.host,
+        port=port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_keep_alive=keep_alive,
+        http=UpgradeIgnoringProtocol,  # Java's client offers h2c on every request (see http_protocol)
     )
     return 0
 

@@ -29,6 +29,10 @@ environment state off the ground-truth path, so later turns are not credited). S
 ``ast_checker`` (irrelevance: pass iff no call; live_relevance: pass iff a valid call); dense = sparse.
 ``evaluate(params)`` uses ``params["sparse"]`` (default: the ``sparse`` create param, default True); the
 details always carry both values, the checker's ``error_type`` / ``error_message`` and its findings.
+
+Create param ``on_invalid_action``: ``"error"`` (default, as above) or ``"end_turn"`` (what the reference
+does, used by its compatible routes): an action that would be ``InvalidAction`` ends the model's turn
+instead — multi-turn: as a message without calls; single-turn: the episode ends, scored 0.0.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from trainbox_server.envs.base import (
     SPLITS,
     Created,
     DataMissing,
+    EnvError,
     EpisodeOver,
     Evaluation,
     InvalidAction,
@@ -149,6 +154,13 @@ def _find_task(task_id: str) -> data.Task:
     return task
 
 
+def _ends_turn(params: dict[str, Any]) -> bool:
+    mode = params.get("on_invalid_action", "error")
+    if mode not in ("error", "end_turn"):
+        raise EnvError(f"param on_invalid_action must be 'error' or 'end_turn', got {mode!r}")
+    return mode == "end_turn"
+
+
 def _parse(message: Message) -> list[Call] | None:
     if not isinstance(message, dict):
         raise InvalidAction(f"the action must be an assistant message dict; {ACCEPTED_FORMATS}")
@@ -187,11 +199,23 @@ def _verdict(result: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
 class MultiTurnInstance:
     """An episode of a multi-turn task: live environment objects plus the calls made, turn by turn."""
 
-    __slots__ = ("_evaluation", "available", "done", "forced_quit", "scenario", "sparse", "steps", "task", "turns")
+    __slots__ = (
+        "_evaluation",
+        "available",
+        "done",
+        "end_turn",
+        "forced_quit",
+        "scenario",
+        "sparse",
+        "steps",
+        "task",
+        "turns",
+    )
 
     def __init__(self, task: data.Task, params: dict[str, Any]) -> None:
         self.task = task
         self.sparse = bool(params.get("sparse", True))
+        self.end_turn = _ends_turn(params)
         self.turns: list[list[list[Call]]] = [[]]  # per turn, per step: the calls made
         self.scenario: Any = None  # environment objects, built on the first call
         self.available: list[dict[str, Any]] | None = None  # function docs, once a turn reveals more
@@ -203,7 +227,12 @@ class MultiTurnInstance:
     def step(self, message: Message) -> StepResult:
         if self.done:
             raise EpisodeOver(f"episode of {self.task.id} is over; evaluate or close it")
-        calls = _parse(message)
+        try:
+            calls = _parse(message)
+        except InvalidAction:
+            if not self.end_turn:
+                raise
+            calls = None
         self.steps += 1
         if calls:
             return self._run_calls(calls)
@@ -270,6 +299,7 @@ class MultiTurnInstance:
         sparse = 1.0 if verdict["valid"] else 0.0
         dense = passed / num_turns if num_turns else sparse
         details = {**verdict, "sparse": sparse, "dense": dense, "turns_passed": passed, "num_turns": num_turns}
+        details["turns_played"] = len(self.turns)
         return Evaluation(sparse, details)
 
     def fork(self) -> Any:
@@ -292,16 +322,27 @@ def _docs_by_name(task: data.Task) -> dict[str, dict[str, Any]]:
 class SingleTurnInstance:
     """An episode of a single-turn AST task: one step with the calls, scored by BFCL's ``ast_checker``."""
 
-    __slots__ = ("evaluation", "sparse", "task")
+    __slots__ = ("end_turn", "evaluation", "sparse", "task")
 
     def __init__(self, task: data.Task, params: dict[str, Any]) -> None:
         self.task = task
         self.sparse = bool(params.get("sparse", True))
+        self.end_turn = _ends_turn(params)
         self.evaluation: Evaluation | None = None
 
     def step(self, message: Message) -> StepResult:
         if self.evaluation is not None:
             raise EpisodeOver(f"episode of {self.task.id} is over (single-turn); evaluate or close it")
+        try:
+            return self._step(message)
+        except InvalidAction as e:
+            if not self.end_turn:
+                raise
+            details = {"valid": False, "error_type": "trainbox:invalid_action", "error_message": str(e)}
+            self.evaluation = Evaluation(0.0, {**details, "sparse": 0.0, "dense": 0.0, "calls": []})
+            return StepResult([], 0.0, True, {"evaluation": self.evaluation.details})
+
+    def _step(self, message: Message) -> StepResult:
         if self.task.config is not None:
             self.evaluation = self._score_format(message)
             return StepResult([], self.evaluation.reward, True, {"evaluation": self.evaluation.details})

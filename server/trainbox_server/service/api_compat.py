@@ -2,8 +2,12 @@
 
 ``POST /<op>`` with ``{"env_type", "task_id", "instance_id", "messages", "params"}``; ``env_type`` "bfcl" is
 BFCL's current release: pin another with ``"bfcl@2025.10.1"`` or ``params.version`` (see ``envs.releases``); replies
-``{"success": bool, "data": ...}``. Errors keep the reference's status codes' meaning (4xx for the caller's
-mistakes) but carry a one-line message and our typed ``error`` object — never a traceback.
+``{"success": bool, "data": ...}`` in the reference's shapes (``compat_shapes``): a step's ``state`` is one
+``user`` message, a model mistake is an observation that ends the turn (not an error), ``evaluate``
+answers a float when ``params.sparse`` is set and otherwise BFCL's dict (AppWorld: the dense float), and
+``release`` of an unknown id is ``{"success": false}``. Errors keep the reference's status codes' meaning
+(4xx for the caller's mistakes) but carry a one-line message and our typed ``error`` object — never a
+traceback. The README's "Migrating from AgentScope Runtime" lists every difference from the reference.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from trainbox_server.envs.releases import family_of, with_version
-from trainbox_server.errors import RequestError
+from trainbox_server.errors import InvalidAction, RequestError
 from trainbox_server.service import bounds
 from trainbox_server.service.api_v1 import FastJSON, Service
+from trainbox_server.service.compat_shapes import bfcl_evaluation, mistake_step, reference_action, reference_step
 from trainbox_server.service.metrics import timed
 from trainbox_server.service.models import CompatRequest
 from trainbox_server.service.schemas import (
@@ -38,12 +43,11 @@ def _require(value: str | None, name: str) -> str:
     return value
 
 
-def _message(messages: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
-    if isinstance(messages, list):  # a list of messages: the last one is the action
-        messages = messages[-1] if messages else None
-    if not isinstance(messages, dict) or not messages:
+def _action(messages: dict[str, Any] | list[Any] | None) -> dict[str, Any]:
+    action = reference_action(messages)
+    if action is None:
         raise RequestError("messages must be the assistant message, e.g. {'role': 'assistant', 'content': ...}")
-    return messages
+    return action
 
 
 @router.post(
@@ -64,25 +68,32 @@ async def get_env_profile(service: Service, body: CompatRequest) -> dict[str, An
 )
 async def create(service: Service, body: CompatRequest) -> dict[str, Any]:
     env_type = _require(body.env_type, "env_type")
+    params = {"on_invalid_action": "end_turn", **body.params} if family_of(env_type) == "bfcl" else body.params
     request = {
         "env_type": env_type,
         "task_id": _require(body.task_id, "task_id"),
         "instance_id": body.instance_id,
-        "params": body.params,
+        "params": params,
     }
     async with timed("create", env_type):
         (made,) = await service.create(request)
-    return {"success": True, "data": {"state": made["state"], "info": made["info"]}}
+    info = made["info"]
+    if family_of(env_type) == "bfcl":  # the reference's own keys next to ours
+        info = {**info, "test_id": info.get("task_id"), "tools_count": len(info.get("tools") or ())}
+        info["questions_count"] = info.get("num_turns", 1)
+    return {"success": True, "data": {"state": made["state"], "info": info}}
 
 
 @router.post("/step", summary="Step an instance (reference protocol)", **answers(CompatStep, ON_HOSTS, compat=True))
 async def step(service: Service, body: CompatRequest) -> dict[str, Any]:
     instance_id = _require(body.instance_id, "instance_id")
     async with timed("step") as timing:
-        result = await service.step(instance_id, _message(body.messages), body.params.get("request_id"))
+        try:
+            result = await service.step(instance_id, _action(body.messages), body.params.get("request_id"))
+        except InvalidAction:  # AppWorld without code (BFCL instances end the turn themselves)
+            return {"success": True, "data": mistake_step()}
         timing.env = result.pop("env_type", "unknown")
-        result.pop("group_id", None)  # ours (groups of /v1); not in the reference's reply
-    return {"success": True, "data": result}
+    return {"success": True, "data": reference_step(timing.env, result)}
 
 
 @router.post(
@@ -90,12 +101,14 @@ async def step(service: Service, body: CompatRequest) -> dict[str, Any]:
 )
 async def evaluate(service: Service, body: CompatRequest) -> dict[str, Any]:
     instance_id = _require(body.instance_id, "instance_id")
+    sparse = bool(body.params.get("sparse", False))  # the reference's default is the dense answer
     async with timed("evaluate") as timing:
-        result = await service.evaluate(instance_id, body.params)
+        result = await service.evaluate(instance_id, {**body.params, "sparse": sparse})
         timing.env = result.pop("env_type", "unknown")
-    if body.params.get("sparse", False) or family_of(timing.env) != "bfcl":
-        return {"success": True, "data": result["reward"]}
-    return {"success": True, "data": {"reward": result["reward"], **result["details"]}}
+    if sparse or family_of(timing.env) != "bfcl":
+        return {"success": True, "data": float(result["reward"])}
+    task = await service.info(instance_id)
+    return {"success": True, "data": bfcl_evaluation(result["reward"], result["details"], task)}
 
 
 @router.post(
