@@ -115,8 +115,13 @@ def _tcp_probes(port: int) -> dict[str, Any]:
     """Readiness and liveness as TCP checks on a Ray port. Given explicitly, so KubeRay injects none of its
     own (those poll the dashboard agent with wget, which the image has neither of)."""
     return {
-        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 5, "failureThreshold": 2},
-        "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 20, "failureThreshold": 6},
+        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 2},
+        "livenessProbe": {
+            "tcpSocket": {"port": port},
+            "periodSeconds": 20,
+            "timeoutSeconds": 10,
+            "failureThreshold": 6,
+        },
     }
 
 
@@ -219,8 +224,15 @@ def front_deployment(body: dict[str, Any]) -> dict[str, Any]:
             "args": ["python", "-m", "trainbox_server", "serve", "--host", "0.0.0.0", "--port", str(port)],
             "env": _front_env(body),
             "ports": [{"name": "http", "containerPort": port}],
-            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
-            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 20},
+            # Generous timeouts: a busy small node answers late, and a front killed for it loses every
+            # request in flight (its instances live on in the workers, but the clients see errors).
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 5},
+            "livenessProbe": {
+                "httpGet": {"path": "/healthz", "port": "http"},
+                "periodSeconds": 20,
+                "timeoutSeconds": 10,
+                "failureThreshold": 6,
+            },
         }
     )
     return {

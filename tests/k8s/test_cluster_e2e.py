@@ -81,7 +81,11 @@ def sandbox_status(api: k8s.ApiClient, namespace: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def installed(
-    k8s_cluster: Cluster, kube_api: k8s.ApiClient, real_nodes: NodeSet, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    k8s_cluster: Cluster,
+    kube_api: k8s.ApiClient,
+    real_nodes: NodeSet,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Installed]:
     core = k8s.CoreV1Api(kube_api)
     namespace = f"e2e-{secrets.token_hex(3)}"
@@ -112,7 +116,10 @@ def installed(
         node_port = service.spec.ports[0].node_port
         endpoint = f"http://{real_nodes.nodes[0].net.node_ip}:{node_port}"
         print(f"\nsandbox Ready on real pods in {ready_seconds:.0f}s; endpoint {endpoint}")
+        failed_before = request.session.testsfailed
         yield Installed(namespace, endpoint, appworld_root, ready_seconds)
+        if request.session.testsfailed > failed_before:
+            _dump(kube_api, namespace)
     except BaseException:
         _dump(kube_api, namespace)
         raise
@@ -131,10 +138,15 @@ def _dump(api: k8s.ApiClient, namespace: str) -> None:
         print(f"--- pod {pod.metadata.name} on {pod.spec.node_name}: {pod.status.phase}")
         for cs in pod.status.container_statuses or []:
             print(f"    {cs.name}: ready={cs.ready} restarts={cs.restart_count} state={cs.state}")
-            try:
-                print(core.read_namespaced_pod_log(pod.metadata.name, namespace, container=cs.name, tail_lines=30))
-            except ApiException as exc:
-                print(f"    (no log: {exc.status})")
+            print(f"    last state: {cs.last_state}")
+            for previous in (True, False) if cs.restart_count else (False,):
+                try:
+                    log = core.read_namespaced_pod_log(
+                        pod.metadata.name, namespace, container=cs.name, tail_lines=30, previous=previous
+                    )
+                    print(f"    --- log{' (previous)' if previous else ''}:\n{log}")
+                except ApiException as exc:
+                    print(f"    (no log: {exc.status})")
 
 
 def _pods(api: k8s.ApiClient, namespace: str, selector: str) -> list[k8s.V1Pod]:
