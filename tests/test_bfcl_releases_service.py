@@ -53,7 +53,7 @@ def test_reference_routes_default_to_the_current_release_and_pin_another(
     with service.client() as client:
         info, evaluation = compat_episode(client, env_type, params)
     assert info["release"] == release and info["env_type"] == f"bfcl@{release}"
-    assert evaluation["reward"] == 1.0 and evaluation["valid"] is True  # BFCL's detail dict, as the reference's
+    assert evaluation["accuracy"] == 1.0 and evaluation["valid"] is True  # the reference's BFCL evaluation dict
 
 
 def test_an_unknown_release_is_a_404_naming_those_served(service: Service) -> None:
