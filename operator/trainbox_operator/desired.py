@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from trainbox_operator import scaling
 from trainbox_operator.errors import InvalidSpec
 
 RAY_VERSION = "2.60.0"
@@ -139,7 +140,8 @@ def _appworld_volume(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
     ]
 
 
-def raycluster(body: dict[str, Any]) -> dict[str, Any]:
+def raycluster(body: dict[str, Any], workers_to_delete: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """``workers_to_delete``: per architecture, the pods a scale-down removes (KubeRay's scaleStrategy)."""
     spec = body["spec"]
     pull = spec.get("imagePullPolicy", "IfNotPresent")
     groups = spec["workerGroups"]
@@ -162,17 +164,18 @@ def raycluster(body: dict[str, Any]) -> dict[str, Any]:
         }
         if volumes:
             pod_spec["volumes"] = volumes
-        workers.append(
-            {
-                "groupName": group_name(g["arch"]),
-                "replicas": g.get("replicas", 1),
-                "minReplicas": g.get("minReplicas", 0),
-                "maxReplicas": g.get("maxReplicas", 10),
-                "labels": {ARCH_LABEL: g["arch"]},  # KubeRay passes these to `ray start --labels`
-                "rayStartParams": {**RAY_NODE_PARAMS, "node-manager-port": str(RAYLET_PORT)},
-                "template": {"metadata": {"labels": {ARCH_LABEL: g["arch"]}}, "spec": pod_spec},
-            }
-        )
+        group: dict[str, Any] = {
+            "groupName": group_name(g["arch"]),
+            "replicas": scaling.replicas(spec, body.get("status") or {}, g["arch"]),
+            "minReplicas": g.get("minReplicas", 0),
+            "maxReplicas": g.get("maxReplicas", 10),
+            "labels": {ARCH_LABEL: g["arch"]},  # KubeRay passes these to `ray start --labels`
+            "rayStartParams": {**RAY_NODE_PARAMS, "node-manager-port": str(RAYLET_PORT)},
+            "template": {"metadata": {"labels": {ARCH_LABEL: g["arch"]}}, "spec": pod_spec},
+        }
+        if (workers_to_delete or {}).get(g["arch"]):
+            group["scaleStrategy"] = {"workersToDelete": workers_to_delete[g["arch"]]}  # type: ignore[index]
+        workers.append(group)
     head_params = {**RAY_NODE_PARAMS, "num-cpus": "0", "include-dashboard": "false"}
     return {
         "apiVersion": "ray.io/v1",
@@ -266,7 +269,27 @@ def front_service(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def children(body: dict[str, Any]) -> list[dict[str, Any]]:
+def children(body: dict[str, Any], workers_to_delete: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """Everything a sandbox owns, in apply order."""
     validate(body["spec"])
-    return [raycluster(body), front_deployment(body), front_service(body)]
+    return [raycluster(body, workers_to_delete), front_deployment(body), front_service(body)]
+
+
+def stale_ray_pods(spec: dict[str, Any], pods: list[dict[str, Any]]) -> list[str]:
+    """Ray pods (head or worker) running another image than the spec names now. KubeRay does not replace
+    pods when their template changes, so the operator deletes these and KubeRay re-creates them from the
+    new template (an image change rolls the Ray cluster; the front's Deployment rolls itself)."""
+    stale = []
+    by_arch = spec.get("imagesByArch") or {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        labels = meta.get("labels") or {}
+        group = labels.get("ray.io/group", "")
+        arch = group.removeprefix("workers-") if group.startswith("workers-") else None
+        want = by_arch.get(arch, spec["image"]) if arch else spec["image"]
+        containers = (pod.get("spec") or {}).get("containers") or []
+        if containers and containers[0].get("image") != want:
+            stale.append(str(meta.get("name")))
+    return stale

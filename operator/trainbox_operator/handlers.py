@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from trainbox_operator import GROUP, VERSION, desired, instances, kube, sandbox_api
+from trainbox_operator import GROUP, VERSION, desired, instances, kube, sandbox_api, scaling
 from trainbox_operator import conditions as c
 from trainbox_operator import status as st
 from trainbox_operator.errors import InvalidSpec, OperatorError, ServiceCallFailed
@@ -78,17 +79,19 @@ async def _observe(body: dict[str, Any], endpoint: str) -> st.Observed:
     raycluster, deployment, pods = await asyncio.gather(
         asyncio.to_thread(kube.get, "ray.io/v1", "RayCluster", namespace, names["raycluster"]),
         asyncio.to_thread(kube.get, "apps/v1", "Deployment", namespace, names["front"]),
-        asyncio.to_thread(kube.pods, namespace, f"ray.io/cluster={names['raycluster']},ray.io/node-type=worker"),
+        asyncio.to_thread(kube.pods, namespace, f"ray.io/cluster={names['raycluster']}"),
     )
-    observed = st.Observed(raycluster, deployment, pods)
+    workers = [p for p in pods if (p.get("metadata") or {}).get("labels", {}).get("ray.io/node-type") == "worker"]
+    observed = st.Observed(raycluster, deployment, workers)
+    observed.ray_pods = pods
     # The in-cluster endpoint is a cluster DNS name: asked only from inside the cluster.
     if (spec.get("service") or {}).get("endpointOverride") or IN_CLUSTER:
         observed.front_answers = await sandbox_api.ready(endpoint)
         if observed.front_answers:
             try:
-                observed.live_instances = await sandbox_api.live_instances(endpoint, await _token(namespace, spec))
+                observed.hosts = await sandbox_api.hosts(endpoint, await _token(namespace, spec))
             except OperatorError:
-                observed.live_instances = None
+                observed.hosts = None
     return observed
 
 
@@ -96,17 +99,27 @@ async def reconcile_sandbox(data: dict[str, Any], logger: Any) -> dict[str, Any]
     """Apply a sandbox's children; return its new status when it changed (None: unchanged)."""
     now = c.now_iso()
     try:
-        children = desired.children(data)
+        desired.validate(data["spec"])
     except InvalidSpec as exc:
         new = st.invalid_status(data, str(exc), now)
         if _changed(data["status"], new):
             logger.warning(f"invalid spec: {exc}")
             return new
         return None  # not retried: the next spec change (or loop round) re-checks
-    for child in children:
-        await asyncio.to_thread(kube.apply, child)
     endpoint = desired.endpoint(data)
-    new = st.sandbox_status(data, await _observe(data, endpoint), endpoint, now)
+    observed = await _observe(data, endpoint)
+    new = st.sandbox_status(data, observed, endpoint, now, time.time())
+    # The children follow the new status (the autoscaler's worker counts), removing the least loaded pods
+    # first when a group shrinks.
+    scaled = {**data, "status": {**data["status"], **new}}
+    remove = scaling.deletions(
+        data["spec"], scaled["status"], observed.raycluster, observed.worker_pods, observed.live_by_ip()
+    )
+    for child in desired.children(scaled, remove):
+        await asyncio.to_thread(kube.apply, child)
+    for pod in desired.stale_ray_pods(data["spec"], observed.ray_pods):
+        logger.warning(f"replacing Ray pod {pod}: its image is not the spec's")
+        await asyncio.to_thread(kube.delete_pod, data["metadata"]["namespace"], pod)
     return new if _changed(data["status"], new) else None
 
 

@@ -96,3 +96,11 @@ def delete_instance(namespace: str, name: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def delete_pod(namespace: str, name: str) -> None:
+    try:
+        client.CoreV1Api(api()).delete_namespaced_pod(name, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

@@ -47,11 +47,12 @@ async def ready(endpoint: str) -> bool:
     return response.status_code == 200
 
 
-async def live_instances(endpoint: str, token: str | None) -> int | None:
+async def hosts(endpoint: str, token: str | None) -> list[dict[str, Any]] | None:
+    """The service's live hosts (name, arch, node_ip, live, ...); None when it does not answer."""
     response = await _call(endpoint, "GET", "/v1/hosts", token, timeout=10)
     if response.status_code != 200:
         return None
-    return sum(h.get("live", 0) for h in response.json().get("hosts", []) if h.get("alive"))
+    return [h for h in response.json().get("hosts", []) if h.get("alive")]
 
 
 async def create(endpoint: str, token: str | None, request: dict[str, Any]) -> dict[str, Any]:

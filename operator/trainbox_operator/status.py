@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainbox_operator import conditions as c
+from trainbox_operator import scaling
 from trainbox_operator.desired import group_name
 
 
@@ -15,7 +16,18 @@ class Observed:
     deployment: dict[str, Any] | None = None
     worker_pods: list[dict[str, Any]] = field(default_factory=list)
     front_answers: bool | None = None  # GET <endpoint>/readyz; None when not checked
-    live_instances: int | None = None
+    hosts: list[dict[str, Any]] | None = None  # GET <endpoint>/v1/hosts (alive ones); None when not asked
+    ray_pods: list[dict[str, Any]] = field(default_factory=list)  # head and workers
+
+    @property
+    def live_instances(self) -> int | None:
+        return None if self.hosts is None else sum(h.get("live", 0) for h in self.hosts)
+
+    def live_by_arch(self, arch: str) -> int | None:
+        return None if self.hosts is None else sum(h.get("live", 0) for h in self.hosts if h.get("arch") == arch)
+
+    def live_by_ip(self) -> dict[str, int]:
+        return {h["node_ip"]: h.get("live", 0) for h in self.hosts or [] if h.get("node_ip")}
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
@@ -74,7 +86,10 @@ def front_condition(spec: dict[str, Any], observed: Observed) -> dict[str, Any]:
     return c.condition(c.FRONT_READY, True, "FrontReady", f"{have}/{want} front replicas ready")
 
 
-def sandbox_status(body: dict[str, Any], observed: Observed, endpoint: str, now: str) -> dict[str, Any]:
+def sandbox_status(
+    body: dict[str, Any], observed: Observed, endpoint: str, now: str, clock: float = 0.0
+) -> dict[str, Any]:
+    """``now``: the ISO time for conditions; ``clock``: epoch seconds for the autoscaler's delays."""
     spec, meta = body["spec"], body["metadata"]
     workers = ready_workers(spec, observed.worker_pods)
     parts = [
@@ -97,6 +112,13 @@ def sandbox_status(body: dict[str, Any], observed: Observed, endpoint: str, now:
     }
     if observed.live_instances is not None:
         status["liveInstances"] = observed.live_instances
+    policy = scaling.Policy.of(spec)
+    if policy.enabled:
+        states = (body.get("status") or {}).get("autoscaling") or {}
+        status["autoscaling"] = {
+            g["arch"]: scaling.decide(g, observed.live_by_arch(g["arch"]), states.get(g["arch"]), clock, policy)
+            for g in spec["workerGroups"]
+        }
     return status
 
 

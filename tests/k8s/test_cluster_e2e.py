@@ -26,7 +26,7 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from trainbox import TrainingSandbox, UnknownEnvironment
+from trainbox import InstanceLost, TrainboxError, TrainingSandbox, UnknownEnvironment
 
 from tests.bfcl_replay import multi_turn_steps
 
@@ -334,3 +334,198 @@ def test_idle_ttl_releases_with_delete_and_retain(installed: Installed, kube_api
     assert condition(retained, "Released")["status"] == "True"
     response = httpx.get(f"{installed.endpoint}/v1/instances/{retained['status']['instanceId']}", timeout=30)
     assert response.status_code in (404, 410)
+
+
+# -- 5. faults on real pods --------------------------------------------------------------------------------
+
+
+def _kill(api: k8s.ApiClient, namespace: str, selector: str) -> str:
+    (pod,) = _pods(api, namespace, selector)
+    k8s.CoreV1Api(api).delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+    return str(pod.metadata.name)
+
+
+def _replaced(api: k8s.ApiClient, namespace: str, selector: str, old: str) -> k8s.V1Pod | None:
+    """The pod that replaced ``old``, once it is Running and Ready."""
+    for pod in _pods(api, namespace, selector):
+        ready = pod.status.phase == "Running" and all(c.ready for c in pod.status.container_statuses or [])
+        if pod.metadata.name != old and not pod.metadata.deletion_timestamp and ready:
+            return pod
+    return None
+
+
+def _condition_history(api: k8s.ApiClient, namespace: str, kind: str, seen: list[str]) -> bool:
+    seen.append(condition(get_cr(api, namespace, "trainingsandboxes", SANDBOX), kind).get("status", "?"))
+    return "False" in seen and seen[-1] == "True"
+
+
+def test_a_killed_worker_pod_loses_only_its_instances_and_the_sandbox_recovers(
+    installed: Installed, kube_api: k8s.ApiClient
+) -> None:
+    ns, worker = installed.namespace, "ray.io/node-type=worker"
+    with TrainingSandbox(base_url=installed.endpoint) as box:
+        instance_id = box.create_instance("bfcl", "multi_turn_base_0")["info"]["instance_id"]
+        box.step(instance_id, {"role": "assistant", "content": "[ls()]"})
+        old = _kill(kube_api, ns, worker)
+        seen: list[str] = []
+        # the sandbox shows the dip, then the recovery (KubeRay replaces the pod)
+        wait_until(
+            "WorkersReady dips and recovers", lambda: _condition_history(kube_api, ns, "WorkersReady", seen), 600
+        )
+        with pytest.raises(InstanceLost):
+            box.step(instance_id, {"role": "assistant", "content": "[pwd()]"})
+        new = wait_until("the new worker pod is Ready", lambda: _replaced(kube_api, ns, worker, old), 300)
+        # the service places new instances on the new pod
+        created = wait_until("a create succeeds", lambda: _try_create(box), 300)
+        host = _holding_host(installed.endpoint)
+        assert host["node_ip"] == new.status.pod_ip
+        box.release_instance(created)
+
+
+def _try_create(box: TrainingSandbox) -> str | None:
+    try:
+        return str(box.create_instance("bfcl", "multi_turn_base_0")["info"]["instance_id"])
+    except TrainboxError:
+        return None
+
+
+def test_a_killed_front_pod_is_replaced_and_live_instances_stay_reachable(
+    installed: Installed, kube_api: k8s.ApiClient
+) -> None:
+    ns, front = installed.namespace, f"trainbox.dev/sandbox={SANDBOX},app.kubernetes.io/component=front"
+    with TrainingSandbox(base_url=installed.endpoint) as box:
+        task_id = "multi_turn_base_1"
+        instance_id = box.create_instance("bfcl", task_id)["info"]["instance_id"]
+        steps = [m for turn in multi_turn_steps(task_id) for m in turn]
+        half = len(steps) // 2
+        for message in steps[:half]:
+            box.step(instance_id, message)
+        old = _kill(kube_api, ns, front)
+        wait_until("a new front pod is Ready", lambda: _replaced(kube_api, ns, front, old), 300)
+        wait_until("the endpoint answers again", lambda: _answers(installed.endpoint), 120)
+        for message in steps[half:]:  # the same episode goes on where it was, through the new front
+            result = box.step(instance_id, message)
+        assert result["is_terminated"] and result["reward"] == 1.0
+        box.release_instance(instance_id)
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        return httpx.get(f"{endpoint}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_killed_operator_pod_resumes_without_doubles_or_leaks(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    ns, selector = installed.namespace, "app.kubernetes.io/name=trainbox-operator"
+    custom = k8s.CustomObjectsApi(kube_api)
+    before = _live(installed.endpoint)
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "traininginstances", _instance("tin-op"))
+    wait_until(
+        "tin-op is Ready",
+        lambda: condition(get_cr(kube_api, ns, "traininginstances", "tin-op"), "Ready").get("status") == "True",
+        timeout=120,
+    )
+    old = _kill(kube_api, ns, selector)
+    wait_until("a new operator pod runs", lambda: _replaced(kube_api, ns, selector, old), 300)
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "traininginstances", _instance("tin-op2"))
+    wait_until(
+        "tin-op2 is Ready (the new operator works)",
+        lambda: condition(get_cr(kube_api, ns, "traininginstances", "tin-op2"), "Ready").get("status") == "True",
+        timeout=180,
+    )
+    # nothing made twice: one RayCluster, one front Deployment, and the service holds exactly the two instances
+    rayclusters = custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayclusters")["items"]
+    assert len(rayclusters) == 1
+    assert len(k8s.AppsV1Api(kube_api).list_namespaced_deployment(ns, label_selector="trainbox.dev/sandbox").items) == 1
+    ids = {get_cr(kube_api, ns, "traininginstances", n)["status"]["instanceId"] for n in ("tin-op", "tin-op2")}
+    assert len(ids) == 2 and _live(installed.endpoint) == before + 2
+    for name in ("tin-op", "tin-op2"):  # and nothing leaks: deleting them releases both
+        custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "traininginstances", name)
+    wait_until("both released", lambda: _live(installed.endpoint) == before, 120)
+
+
+def _live(endpoint: str) -> int:
+    return sum(h.get("live", 0) for h in httpx.get(f"{endpoint}/v1/hosts", timeout=30).json()["hosts"])
+
+
+# -- 6. scale and roll-out ---------------------------------------------------------------------------------
+
+
+def _patch_sandbox(api: k8s.ApiClient, namespace: str, spec: dict[str, Any]) -> None:
+    k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "trainingsandboxes", SANDBOX, {"spec": spec}
+    )
+
+
+def _ready_workers_and_hosts(api: k8s.ApiClient, installed: Installed, count: int) -> bool:
+    pods = [p for p in _pods(api, installed.namespace, "ray.io/node-type=worker") if not p.metadata.deletion_timestamp]
+    ready = [p for p in pods if all(c.ready for c in p.status.container_statuses or [])]
+    try:
+        hosts = httpx.get(f"{installed.endpoint}/v1/hosts", timeout=10).json()["hosts"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False
+    return len(pods) == len(ready) == count and len([h for h in hosts if h.get("alive")]) == count
+
+
+def test_worker_replicas_add_and_remove_real_pods_and_hosts(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    workers = [{"arch": "amd64", "replicas": 2, "minReplicas": 1, "maxReplicas": 2}]
+    _patch_sandbox(kube_api, installed.namespace, {"workerGroups": workers})
+    wait_until("2 worker pods and 2 hosts", lambda: _ready_workers_and_hosts(kube_api, installed, 2), 600)
+    workers[0]["replicas"] = 1
+    _patch_sandbox(kube_api, installed.namespace, {"workerGroups": workers})
+    wait_until("1 worker pod and 1 host", lambda: _ready_workers_and_hosts(kube_api, installed, 1), 600)
+
+
+def test_the_autoscaler_follows_the_load_within_bounds(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    ns = installed.namespace
+    _patch_sandbox(
+        kube_api, ns, {"autoscaling": {"enabled": True, "targetInstancesPerWorker": 2, "scaleDownDelaySeconds": 5}}
+    )
+    try:
+        with TrainingSandbox(base_url=installed.endpoint) as box:
+            made = [box.create_instance("bfcl", "multi_turn_base_0")["info"]["instance_id"] for _ in range(5)]
+            # 5 live instances at 2 per worker ask for 3 workers: the group's maxReplicas (2) caps it
+            wait_until("load raises the workers to 2", lambda: _ready_workers_and_hosts(kube_api, installed, 2), 600)
+            status = sandbox_status(kube_api, ns)
+            assert status["autoscaling"]["amd64"]["replicas"] == 2
+            for instance_id in made:
+                box.release_instance(instance_id)
+        # idle: back to minReplicas (1), the least loaded pod removed
+        wait_until("idleness lowers the workers to 1", lambda: _ready_workers_and_hosts(kube_api, installed, 1), 600)
+    finally:
+        _patch_sandbox(kube_api, ns, {"autoscaling": {"enabled": False}})
+
+
+def test_changing_the_image_rolls_the_front_and_the_ray_pods(installed: Installed, kube_api: k8s.ApiClient) -> None:
+    ns = installed.namespace
+    server = published()["server"]["ref"]  # the same code without AppWorld's engine: a different image
+    before = {p.metadata.name for p in _pods(kube_api, ns, f"trainbox.dev/sandbox={SANDBOX}")}
+    before |= {p.metadata.name for p in _pods(kube_api, ns, f"ray.io/cluster={SANDBOX}-ray")}
+    _patch_sandbox(kube_api, ns, {"image": server, "environments": ["bfcl"], "appworldData": None})
+
+    def rolled() -> bool:
+        pods = _pods(kube_api, ns, f"ray.io/cluster={SANDBOX}-ray") + _pods(
+            kube_api, ns, f"trainbox.dev/sandbox={SANDBOX},app.kubernetes.io/component=front"
+        )
+        live = [p for p in pods if not p.metadata.deletion_timestamp]
+        return bool(live) and all(
+            p.metadata.name not in before
+            and p.spec.containers[0].image == server
+            and all(c.ready for c in p.status.container_statuses or [])
+            for p in live
+        )
+
+    wait_until("every Ray pod and the front run the new image", rolled, 900)
+    wait_until("the sandbox is Ready again",
+               lambda: condition(get_cr(kube_api, ns, "trainingsandboxes", SANDBOX), "Ready").get("status") == "True",
+               timeout=600)  # fmt: skip
+    wait_until("the endpoint serves", lambda: _answers(installed.endpoint), 300)
+    with TrainingSandbox(base_url=installed.endpoint) as box:
+        task_id = "multi_turn_base_2"
+        instance_id = box.create_instance("bfcl", task_id)["info"]["instance_id"]
+        for message in [m for turn in multi_turn_steps(task_id) for m in turn]:
+            result = box.step(instance_id, message)
+        assert result["reward"] == 1.0
+        with pytest.raises(UnknownEnvironment):  # spec.environments now says bfcl only
+            box.create_instance("appworld", "any")
