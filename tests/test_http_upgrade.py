@@ -172,4 +172,5 @@ def test_the_service_serves_java_style_requests(service: Service) -> None:
             "/v1/instances", json={"env_type": "bfcl", "task_id": "simple_python_0"}, headers=JAVA_UPGRADE
         )
         assert created.status_code == 200, created.text
-        assert client.delete(f"/v1/instances/{created.json()['instances'][0]['instance_id']}", headers=JAVA_UPGRADE).status_code < 300
+        instance_id = created.json()["instances"][0]["instance_id"]
+        assert client.delete(f"/v1/instances/{instance_id}", headers=JAVA_UPGRADE).status_code < 300
