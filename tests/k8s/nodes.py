@@ -124,10 +124,11 @@ class RealNode:
         }  # fmt: skip
 
     def env(self) -> dict[str, str]:
-        """A foreign node's containerd finds its own shim first on PATH; qemu-user finds the dynamic loader
-        and libc of Debian's (dynamically linked) arm64 containerd under QEMU_LD_PREFIX (libc6-arm64-cross)."""
-        if self.spec.arch == host_arch():
-            return {}
+        """qemu-user finds the dynamic loader and libc of Debian's (dynamically linked) arm64 containerd under
+        QEMU_LD_PREFIX (libc6-arm64-cross). The shim a foreign node's containerd starts is the host's native
+        one (first on PATH), as runc is: under emulation the arm64 shim fails to start its tasks."""
+        if self.spec.arch == host_arch() or os.environ.get("TRAINBOX_ARM64_SHIM") == "native":
+            return {} if self.spec.arch == host_arch() else {"QEMU_LD_PREFIX": QEMU_LD_PREFIX[self.spec.arch]}
         return {
             "PATH": f"{self.tools.root / 'bin' / self.spec.arch}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "QEMU_LD_PREFIX": QEMU_LD_PREFIX[self.spec.arch],

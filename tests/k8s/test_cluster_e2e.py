@@ -272,9 +272,9 @@ def test_appworld_runs_from_the_data_volume(installed: Installed) -> None:
 
 
 def test_spec_environments_choose_the_families(installed: Installed) -> None:
-    environments = httpx.get(f"{installed.endpoint}/v1/environments", timeout=30).json()
-    names = sorted(e["name"] for e in environments["environments"])
-    assert names == ["appworld", "bfcl"]
+    environments = httpx.get(f"{installed.endpoint}/v1/environments", timeout=30).json()["environments"]
+    families = {e["name"].split("@")[0] for e in environments}  # bfcl is listed with its releases
+    assert families == {"appworld", "bfcl"}
     with TrainingSandbox(base_url=installed.endpoint) as box, pytest.raises(UnknownEnvironment):
         box.create_instance("webshop", "any")
 

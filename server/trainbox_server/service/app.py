@@ -116,18 +116,21 @@ def create_app(
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="Ray and at least one host serve",
+        summary="The front serves: it joined Ray and its hosts came up once",
         response_class=PlainTextResponse,
         responses={
-            200: {"content": TEXT, "description": "ready: the number of hosts serving"},
-            503: {"content": TEXT, "description": "not ready: no host serves (yet, or while they are re-created)"},
+            200: {"content": TEXT, "description": "ready: the number of hosts serving now (0 while re-created)"},
+            503: {"content": TEXT, "description": "not ready: starting (no host has come up yet)"},
         },
     )
     async def readyz() -> PlainTextResponse:
+        # Once started, the front stays ready while its hosts are re-created: it then answers typed errors
+        # (hosts_unavailable 503 with Retry-After, instance_lost 410) that clients act on. Were it unready,
+        # a Kubernetes Service would drop it and clients would see refused connections instead.
+        if not service.ready:
+            return PlainTextResponse("not ready: starting, no host has come up yet", status_code=503)
         alive = len(service.serving())
-        if not service.ready or not alive:
-            return PlainTextResponse("not ready: no host serves", status_code=503)
-        return PlainTextResponse(f"ready: {alive} host(s)")
+        return PlainTextResponse(f"ready: {alive} host(s) serving" + ("" if alive else " now (being re-created)"))
 
     @app.get(
         "/metrics",
