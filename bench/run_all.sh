@@ -5,6 +5,7 @@
 #   appworld.json              AppWorld create from the warm pool vs cold, world process memory
 #   service*.json, service.md  trainbox vs the reference's own service, side by side
 #   operator_scale.json        1,000 TrainingInstances to Ready and released by TTL (real control plane)
+#   real_pods.json             helm install to a Ready sandbox on real pods; TrainingInstance to Ready
 #   fork.json                  fork latency vs replaying the prefix in a new instance (BFCL; AppWorld on the builder's data)
 # Pass --quick to scale the service benchmark down (a check of the machinery, not numbers to quote).
 set -euo pipefail
@@ -27,3 +28,6 @@ rm -rf "$AW"
 step "operator: 1,000 TrainingInstances"
 bash scripts/k8s-tools.sh
 .venv/bin/python -m bench.operator_scale
+step "real pods: helm install to Ready, TrainingInstance to Ready"
+make -s images-for-tests >/dev/null
+.venv/bin/python -m bench.real_pods
