@@ -3,7 +3,7 @@
 #   ~/.cache/trainbox/k8s-<version key>/bin : kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
 #                                            etcd, kwok, helm, kuberay-operator, kubelet, kube-proxy, coredns,
 #                                            pause-amd64, pause-arm64 (static, from pause.c)
-#   ~/.cache/trainbox/k8s-<version key>/bin/arm64: kubelet, containerd, containerd-shim-runc-v2 for the arm64 node
+#   ~/.cache/trainbox/k8s-<version key>/bin/arm64: kubelet and containerd for the arm64 node
 #                                                  (run under qemu-user)
 #   ~/.cache/trainbox/k8s-<version key>/crds: the KubeRay CRDs, taken from the module
 #   ~/.cache/trainbox/k8s-<version key>/kwok-stages: kwok's stock node and pod stages, from the module
@@ -126,27 +126,34 @@ build_pause() {
 }
 
 # The arm64 node's containerd: containerd's CRI pulls images for the platform it was built for, so the arm64
-# node runs Debian's arm64 containerd (and shim) under qemu-user. Fetched with a private apt state (no change to
-# the machine's apt configuration), at the version of the host's containerd package.
-fetch_arm64_containerd() {
-  local version apt=$CACHE/apt-arm64 deb
-  version=$(dpkg-query -W -f='${Version}' containerd 2>/dev/null) || die "containerd not installed: run scripts/system-packages.sh"
-  if [ -x "$BIN/arm64/containerd" ] && [ "$(cat "$BIN/arm64/.containerd-version" 2>/dev/null)" = "$version" ]; then
+# node runs an arm64 containerd under qemu-user. Built from containerd's Go module (scripts/k8s/containerd:
+# the version and containerd's own replace directives) with one patch: under qemu-user seccomp cannot be set up
+# at all (qemu refuses PR_SET_SECCOMP), and stock containerd then refuses every pod whose profile is not
+# Unconfined — kubelet asks RuntimeDefault for the pod sandbox — so the patched one runs them without a profile.
+# Static (CGO off); its shim and runc are the host's native ones (nodes.py).
+build_arm64_containerd() {
+  local dir=$ROOT/scripts/k8s/containerd bin=$BIN/arm64 want version work src
+  want=$( { cat "$dir/go.mod" "$dir/go.sum" "$dir/emulated-node.patch"; go env GOVERSION; } | sha256sum | cut -c1-16)
+  mkdir -p "$bin"
+  if [ -x "$bin/containerd" ] && [ "$(cat "$bin/.stamp-containerd" 2>/dev/null)" = "$want" ]; then
     step "containerd (arm64): up to date"; return
   fi
-  local opts=(-q -o APT::Architecture=arm64 -o APT::Architectures=arm64 -o "Dir::State::Lists=$apt/lists"
-    -o "Dir::Cache=$apt/cache" -o Dir::State::Status=/dev/null)
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$BIN/arm64"
-  apt-get "${opts[@]}" update >/dev/null 2>&1 || apt-get "${opts[@]}" update
-  (cd "$apt/debs" && apt-get "${opts[@]}" download "containerd:arm64=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-  deb=$(ls "$apt/debs"/containerd_*_arm64.deb 2>/dev/null | tail -1)
-  [ -n "$deb" ] || die "could not download containerd:arm64=$version"
-  local tmp; tmp=$(mktemp -d "$OUT/build-XXXXXX")
-  dpkg-deb -x "$deb" "$tmp"
-  install -m 755 "$tmp/usr/bin/containerd" "$tmp/usr/bin/containerd-shim-runc-v2" "$BIN/arm64/"
-  rm -rf "$tmp"
-  echo "$version" >"$BIN/arm64/.containerd-version"
-  step "containerd (arm64): $version"
+  version=$(sed -n 's|^\tgithub.com/containerd/containerd \(v[^ ]*\)$|\1|p' "$dir/go.mod" | head -1)
+  [ -n "$version" ] || die "no containerd version in $dir/go.mod"
+  work=$(mktemp -d "$OUT/containerd-XXXXXX")
+  cp "$dir/go.mod" "$dir/go.sum" "$work/"
+  step "containerd (arm64): downloading $version"
+  src=$(cd "$work" && go mod download -json "github.com/containerd/containerd@$version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  cp -r "$src" "$work/src" && chmod -R u+w "$work/src"
+  (cd "$work/src" && patch -s -p1 <"$dir/emulated-node.patch")
+  step "containerd (arm64): building $version (patched for emulated nodes; nice -n 10)"
+  local start=$SECONDS
+  (cd "$work" && GOARCH=arm64 nice -n 10 go build -trimpath -tags "no_btrfs no_devmapper no_zfs no_aufs" \
+    -ldflags "-s -w" -o "$bin/containerd.tmp" github.com/containerd/containerd/cmd/containerd)
+  mv -f "$bin/containerd.tmp" "$bin/containerd"
+  rm -rf "$work"
+  echo "$want" >"$bin/.stamp-containerd"
+  step "containerd (arm64): built in $((SECONDS - start))s"
 }
 
 step "Kubernetes test bed $KEY -> $OUT"
@@ -166,7 +173,7 @@ build_module coredns "-s -w" coredns=github.com/coredns/coredns
 # The arm64 node runs an arm64 kubelet under qemu-user: a kubelet reports its own build's architecture.
 build_module kube@arm64 "$(k8s_ldflags)" kubelet=k8s.io/kubernetes/cmd/kubelet
 build_pause
-fetch_arm64_containerd
+build_arm64_containerd
 copy_kuberay_crds
 copy_kwok_stages
 step "k8s tools ready: $BIN"

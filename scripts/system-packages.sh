@@ -11,7 +11,7 @@
 #   gcc-aarch64-linux-gnu libc6-dev-arm64-cross  the arm64 pause binary
 #   iptables                   kube-proxy and the test bed's no-way-out filter rule
 set -euo pipefail
-PACKAGES=(bubblewrap docker.io containerd runc debootstrap qemu-user-static
+PACKAGES=(bubblewrap docker.io containerd runc debootstrap qemu-user-static patch
   containernetworking-plugins gcc-aarch64-linux-gnu libc6-dev-arm64-cross iptables iproute2 zstd)
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }

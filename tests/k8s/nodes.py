@@ -1,8 +1,10 @@
 """Real nodes: one containerd and one kubelet per node, registering with the local control plane.
 
-`node-amd64` runs the native kubelet and containerd; `node-arm64` runs arm64 builds of both (and of the
-containerd shim) under qemu-user through binfmt_misc, so it reports `architecture: arm64` and pulls and runs
-the arm64 variants of multi-arch images (runc stays native: it only sets up the container). Each node has its
+`node-amd64` runs the native kubelet and containerd; `node-arm64` runs arm64 builds of both under qemu-user
+through binfmt_misc, so it reports `architecture: arm64` and pulls and runs the arm64 variants of multi-arch
+images. Its containerd is built by `make k8s-tools` with a patch for emulated nodes (no seccomp under
+qemu-user); the shim and runc stay native (they only set up the container, whose arm64 processes then run
+through binfmt_misc). Each node has its
 own containerd root, state, socket and CNI network (network.py), its own kubelet root, pod-log and cgroup
 directories; images come from the loopback registry that `make images` fills, as on a cluster.
 """
@@ -42,11 +44,10 @@ REAL_NODES = (NodeSpec("node-amd64", "amd64", 0), NodeSpec("node-arm64", "arm64"
 def default_specs() -> tuple[NodeSpec, ...]:
     """The real nodes a test bed starts: $TRAINBOX_REAL_NODES (comma-separated architectures), default amd64.
 
-    The arm64 node registers and turns Ready, but its pods do not start yet: Debian's containerd 1.6 under
-    qemu-user sees no seccomp (it refuses the sandbox's profile) and its arm64 shim fails to start
-    ("invalid argument"). `TRAINBOX_REAL_NODES=amd64,arm64` brings it up to work on that.
+    Both by default: amd64 natively, arm64 under qemu-user. `TRAINBOX_REAL_NODES=amd64` starts the native
+    node only (faster, for work that does not need arm64).
     """
-    wanted = os.environ.get("TRAINBOX_REAL_NODES", "amd64").split(",")
+    wanted = os.environ.get("TRAINBOX_REAL_NODES", "amd64,arm64").split(",")
     return tuple(spec for spec in REAL_NODES if spec.arch in wanted)
 
 
@@ -124,15 +125,12 @@ class RealNode:
         }  # fmt: skip
 
     def env(self) -> dict[str, str]:
-        """qemu-user finds the dynamic loader and libc of Debian's (dynamically linked) arm64 containerd under
-        QEMU_LD_PREFIX (libc6-arm64-cross). The shim a foreign node's containerd starts is the host's native
-        one (first on PATH), as runc is: under emulation the arm64 shim fails to start its tasks."""
-        if self.spec.arch == host_arch() or os.environ.get("TRAINBOX_ARM64_SHIM") == "native":
-            return {} if self.spec.arch == host_arch() else {"QEMU_LD_PREFIX": QEMU_LD_PREFIX[self.spec.arch]}
-        return {
-            "PATH": f"{self.tools.root / 'bin' / self.spec.arch}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "QEMU_LD_PREFIX": QEMU_LD_PREFIX[self.spec.arch],
-        }
+        """A foreign node's containerd starts the host's native shim (found on PATH), as it runs the native
+        runc: under emulation an arm64 shim fails to start its tasks ("invalid argument"). QEMU_LD_PREFIX
+        (libc6-arm64-cross) lets qemu-user run any dynamically linked arm64 helper."""
+        if self.spec.arch == host_arch():
+            return {}
+        return {"QEMU_LD_PREFIX": QEMU_LD_PREFIX[self.spec.arch]}
 
     def _containerd_config(self) -> str:
         root, state, cni = self.work / "containerd/root", self.work / "containerd/state", self.work / "cni/net.d"
@@ -159,7 +157,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   restrict_oom_score_adj = true
   disable_apparmor = true
   netns_mounts_under_state_dir = true  # pod network namespaces under this node's own state dir
-  # Under qemu-user containerd cannot see seccomp (the arm64 node): it must not ask for a profile.
+  # Under qemu-user containerd cannot set up seccomp (the arm64 node): it must not ask for a profile.
   unset_seccomp_profile = "{"unconfined" if self.spec.arch != host_arch() else ""}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"

@@ -20,8 +20,7 @@ from .nodeset import NodeSet
 pytestmark = pytest.mark.k8s
 
 UNAME = {"amd64": "x86_64", "arm64": "aarch64"}
-CLIENT_ARCH = "amd64"  # arm64 once its pods start (nodes.default_specs): traffic then crosses the bridges
-ARM64_PODS = pytest.mark.xfail(run=False, reason="the arm64 node's pods do not start yet (see nodes.default_specs)")
+CLIENT_ARCH = "arm64"  # the client on the other node: its traffic crosses from one bridge to the other
 
 
 def _pod(name: str, command: list[str], node_selector: dict[str, str], labels: dict | None = None) -> dict:
@@ -52,7 +51,7 @@ def _run_to_completion(core: k8s.CoreV1Api, namespace: str, pod: dict, timeout: 
     return phase, core.read_namespaced_pod_log(name, namespace)
 
 
-@pytest.mark.parametrize("arch", ["amd64", pytest.param("arm64", marks=ARM64_PODS)])
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_pod_runs_on_a_real_node_of_its_architecture(kube_api: k8s.ApiClient, node_namespace: str, arch: str):
     core = k8s.CoreV1Api(kube_api)
     pod = _pod(f"uname-{arch}", ["uname", "-m"], {"kubernetes.io/arch": arch})
