@@ -53,6 +53,7 @@ def main() -> int:
             applied = time.monotonic()
             helm(cluster, work, "install", RELEASE, str(CHART), "--namespace", namespace,
                  "--set", f"operator.image={images['operator']['ref']}", "--set", "operator.clusterWide=false",
+                 "--set-json", 'operator.nodeSelector={"kubernetes.io/arch":"amd64"}',
                  "--set", "sandbox.enabled=true", "--set", f"sandbox.image={images['server']['ref']}",
                  "--set-json", f"sandbox.workerGroups={json.dumps(workers)}")  # fmt: skip
             kube.wait_until("the sandbox is Ready", lambda: _ready(api, namespace, "trainingsandboxes", SANDBOX), 900)

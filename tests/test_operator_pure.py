@@ -244,3 +244,11 @@ def test_created_status_carries_the_hosts_architecture() -> None:
     body = {"metadata": {"generation": 1}, "status": {}}
     made = {"instance_id": "i", "state": [{"role": "user", "content": "q"}], "expires_at": 0, "arch": "arm64"}
     assert instances.created_status(body, made, "2026-01-01T00:00:00Z")["arch"] == "arm64"
+
+
+def test_the_front_runs_where_the_head_does() -> None:
+    for groups, arch in (([{"arch": "arm64"}, {"arch": "amd64"}], "amd64"), ([{"arch": "arm64"}], "arm64")):
+        body = sandbox(workerGroups=groups)
+        front = desired.front_deployment(body)["spec"]["template"]["spec"]
+        head = desired.raycluster(body)["spec"]["headGroupSpec"]["template"]["spec"]
+        assert front["nodeSelector"] == head["nodeSelector"] == {"kubernetes.io/arch": arch}

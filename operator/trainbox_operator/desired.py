@@ -140,12 +140,19 @@ def _appworld_volume(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
     ]
 
 
+def control_arch(spec: dict[str, Any]) -> str:
+    """Where the head and the front run: amd64 when a worker group is amd64 (native speed on mixed clusters,
+    and `spec.image` is known to exist for it), else the first group's architecture."""
+    groups = spec["workerGroups"]
+    return "amd64" if any(g["arch"] == "amd64" for g in groups) else str(groups[0]["arch"])
+
+
 def raycluster(body: dict[str, Any], workers_to_delete: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """``workers_to_delete``: per architecture, the pods a scale-down removes (KubeRay's scaleStrategy)."""
     spec = body["spec"]
     pull = spec.get("imagePullPolicy", "IfNotPresent")
     groups = spec["workerGroups"]
-    head_arch = "amd64" if any(g["arch"] == "amd64" for g in groups) else groups[0]["arch"]
+    head_arch = control_arch(spec)
     head = _container("ray-head", spec["image"], pull, (spec.get("head") or {}).get("resources"))
     head.update(_tcp_probes(GCS_PORT), env=[POD_IP_ENV])
     head_pod = {"spec": {**POD_DEFAULTS, "nodeSelector": {"kubernetes.io/arch": head_arch}, "containers": [head]}}
@@ -247,7 +254,11 @@ def front_deployment(body: dict[str, Any]) -> dict[str, Any]:
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": {**MANAGED_BY, **selector}},
-                "spec": {**POD_DEFAULTS, "containers": [container]},
+                "spec": {
+                    **POD_DEFAULTS,
+                    "nodeSelector": {"kubernetes.io/arch": control_arch(spec)},
+                    "containers": [container],
+                },
             },
         },
     }

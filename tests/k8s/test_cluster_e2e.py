@@ -99,6 +99,7 @@ def installed(
     helm(k8s_cluster, work, "install", RELEASE, str(CHART), "--namespace", namespace,
          "--set", f"operator.image={images['operator']['ref']}",
          "--set", "operator.clusterWide=false",  # other tests' sandboxes are not this operator's business
+         "--set-json", 'operator.nodeSelector={"kubernetes.io/arch":"amd64"}',  # the test set's operator image
          "--set", "sandbox.enabled=true",
          "--set", f"sandbox.image={images['appworld']['ref']}",
          "--set-json", f"sandbox.workerGroups={json.dumps(workers)}",
