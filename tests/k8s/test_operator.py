@@ -76,7 +76,7 @@ def test_sandbox_multi_arch_ready_scale_image_and_cascade(
     sandbox = wait_ready(kube_api, namespace, "trainingsandboxes", "sb", timeout=120)
     assert sandbox["status"]["readyWorkers"] == {"amd64": 2, "arm64": 2}
     assert sandbox["status"]["observedGeneration"] == sandbox["metadata"]["generation"]
-    assert sandbox["status"]["endpoint"] == f"http://sb.{namespace}.svc:8080"
+    assert sandbox["status"]["endpoint"] == f"http://sb.{namespace}.svc.cluster.local:8080"
     groups = pods_by_group(kube_api, namespace, "sb-ray")
     for arch in ("amd64", "arm64"):  # KubeRay made the pods; the scheduler bound them by architecture
         pods = groups[f"workers-{arch}"]
