@@ -106,7 +106,20 @@ OBJECT_STORE_BYTES = "100000000"
 # Every Ray node names its pod's address itself (`ray start` runs under bash, which expands the variable):
 # otherwise Ray looks for it by "connecting" to a public DNS server and then by resolving the host name.
 POD_IP_ENV = {"name": "TRAINBOX_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
-RAY_NODE_PARAMS = {"node-ip-address": "$TRAINBOX_POD_IP", "object-store-memory": OBJECT_STORE_BYTES}
+# Fixed agent ports: with them the raylet does not wait (a fixed ~20 s) for the agents' port files, which an
+# emulated node (arm64 under qemu-user) misses; and Ray's wait for a new raylet to register is long enough
+# for one (the server image makes it RAY_raylet_start_wait_time_s).
+RAY_NODE_PARAMS = {
+    "node-ip-address": "$TRAINBOX_POD_IP",
+    "object-store-memory": OBJECT_STORE_BYTES,
+    "dashboard-agent-grpc-port": "52366",
+    "runtime-env-agent-port": "52367",
+}
+RAY_ENV = [
+    POD_IP_ENV,
+    {"name": "RAY_raylet_start_wait_time_s", "value": "600"},
+    {"name": "RAY_agent_register_timeout_ms", "value": "600000"},
+]
 # No Service environment variables in our pods: a Service named like the sandbox ("trainbox") would inject
 # TRAINBOX_PORT=tcp://... into the front, which reads TRAINBOX_* as its configuration.
 POD_DEFAULTS: dict[str, Any] = {"enableServiceLinks": False}
@@ -116,6 +129,9 @@ def _tcp_probes(port: int) -> dict[str, Any]:
     """Readiness and liveness as TCP checks on a Ray port. Given explicitly, so KubeRay injects none of its
     own (those poll the dashboard agent with wget, which the image has neither of)."""
     return {
+        # Until Ray's port first answers, only the startup probe runs: up to 10 minutes (an emulated node —
+        # arm64 under qemu-user — takes minutes to start Ray), then liveness takes over.
+        "startupProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 60},
         "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 2},
         "livenessProbe": {
             "tcpSocket": {"port": port},
@@ -154,14 +170,14 @@ def raycluster(body: dict[str, Any], workers_to_delete: dict[str, list[str]] | N
     groups = spec["workerGroups"]
     head_arch = control_arch(spec)
     head = _container("ray-head", spec["image"], pull, (spec.get("head") or {}).get("resources"))
-    head.update(_tcp_probes(GCS_PORT), env=[POD_IP_ENV])
+    head.update(_tcp_probes(GCS_PORT), env=list(RAY_ENV))
     head_pod = {"spec": {**POD_DEFAULTS, "nodeSelector": {"kubernetes.io/arch": head_arch}, "containers": [head]}}
     volumes, mounts = _appworld_volume(spec)
     workers = []
     for g in groups:
         image = (spec.get("imagesByArch") or {}).get(g["arch"], spec["image"])
         worker = _container("ray-worker", image, pull, g.get("resources"), SANDBOX_SECURITY)
-        worker.update(_tcp_probes(RAYLET_PORT), env=[POD_IP_ENV])
+        worker.update(_tcp_probes(RAYLET_PORT), env=list(RAY_ENV))
         if mounts:
             worker["volumeMounts"] = mounts
         pod_spec: dict[str, Any] = {
