@@ -185,5 +185,13 @@ testbed_images
   done
   printf '\n}\n'
 } >"$OUT.tmp"
+# Images this run did not build (another TRAINBOX_IMAGES set) keep their entries from the previous file.
+[ -f "$OUT" ] && python3 - "$OUT" "$OUT.tmp" <<'PY'
+import json, sys
+old, new = (json.load(open(path)) for path in sys.argv[1:3])
+if old.get("registry") == new.get("registry"):
+    new = {**{k: v for k, v in old.items() if k not in new}, **new}
+    json.dump(new, open(sys.argv[2], "w"), indent=2)
+PY
 mv "$OUT.tmp" "$OUT"
 step "images ready: $OUT"
