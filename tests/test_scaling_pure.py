@@ -46,10 +46,10 @@ def _pod(name: str, ip: str, group: str = "workers-amd64", image: str = "i") -> 
 
 
 def test_scale_down_removes_the_least_loaded_pods() -> None:
-    pods = [_pod("a", "10.0.0.1"), _pod("b", "10.0.0.2"), _pod("c", "10.0.0.3")]
+    pods = [_pod("a", "198.18.16.101"), _pod("b", "198.18.16.102"), _pod("c", "198.18.16.103")]
     raycluster = {"spec": {"workerGroupSpecs": [{"groupName": "workers-amd64", "replicas": 3}]}}
     status = {"autoscaling": {"amd64": {"replicas": 1}}}
-    live = {"10.0.0.1": 7, "10.0.0.2": 0, "10.0.0.3": 2}
+    live = {"198.18.16.101": 7, "198.18.16.102": 0, "198.18.16.103": 2}
     assert scaling.deletions(_spec(True), status, raycluster, pods, live) == {"amd64": ["b", "c"]}
     assert scaling.deletions(_spec(False), status, raycluster, pods, live) == {}
 
