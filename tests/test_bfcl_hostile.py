@@ -15,6 +15,8 @@ from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 TASK = "multi_turn_base_15"  # GorillaFileSystem + MathAPI
 BIG_FILE = "x" * 200_000
+# BFCL 2026.3.23's echo writes only to a file that exists: touch it first
+WRITE_BIG_FILE = f"[touch(file_name='big.txt'), echo(content='{BIG_FILE}', file_name='big.txt')]"
 
 
 def say(text: Any) -> dict[str, Any]:
@@ -64,7 +66,7 @@ async def assert_intact(runtime: Runtime, instances: list[str]) -> None:
 async def test_a_hostile_action_is_the_instances_invalid_action(runtime: Runtime, name: str) -> None:
     others = await bystanders(runtime)
     victim = await runtime.create("bfcl", TASK)
-    await runtime.step(victim.instance_id, say(f"[echo(content='{BIG_FILE}', file_name='big.txt')]"))
+    await runtime.step(victim.instance_id, say(WRITE_BIG_FILE))
     with pytest.raises(InvalidAction) as refused:
         await runtime.step(victim.instance_id, HOSTILE[name])
     assert not refused.value.infra and len(refused.value.message) < 2000

@@ -57,7 +57,9 @@ async def episode(client: httpx.AsyncClient, index: int, tally: collections.Coun
     instance = created.json()["instances"][0]["instance_id"]
     hostile = index % HOSTILE_EVERY == HOSTILE_EVERY - 1
     if hostile:  # a file to read back, for the reply that outgrows the frame limit
-        action = {"role": "assistant", "content": f"[echo(content='{BIG_FILE}', file_name='big.txt')]"}
+        # (BFCL 2026.3.23's echo writes only to a file that exists: touch it first)
+        write = f"[touch(file_name='big.txt'), echo(content='{BIG_FILE}', file_name='big.txt')]"
+        action = {"role": "assistant", "content": write}
         prepared = await client.post(f"/v1/instances/{instance}/step", json={"action": action})
         tally[f"prepare {prepared.status_code}"] += 1
         body, expected = ATTACKS[(index // HOSTILE_EVERY) % len(ATTACKS)]
