@@ -67,15 +67,10 @@ def _archs(images: dict, name: str) -> list[str]:
     return images[name]["archs"].split(",")
 
 
-# Under qemu-user on this 2-core machine Ray's raylet aborts while it waits (about 20 s, not configurable
-# through the RAY_* settings above) for the metrics agent's port file, so the emulated service never gets
-# ready; see the README ("Images and the test bed's real nodes"). Not run until that is solved: it would only
-# wait out its deadline. test_arm64_server_image_runs_under_emulation covers what does work.
-ARM64_RAY = pytest.mark.xfail(run=False, reason="Ray's raylet aborts under qemu-user (metrics agent port wait)")
 
 
 @pytest.mark.timeout(1800)  # arm64 runs under qemu-user: Ray takes minutes to start there
-@pytest.mark.parametrize("arch", ["amd64", pytest.param("arm64", marks=ARM64_RAY)])
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_server_image_serves_a_bfcl_episode(images: dict, arch: str) -> None:
     if arch not in _archs(images, "server"):
         pytest.fail(f"the server image was not built for {arch}: run `make images`", pytrace=False)

@@ -69,6 +69,33 @@ def test_choose_host(loads: list[HostLoad], arch: str | None, expected: str | No
     assert (chosen.name if chosen else None) == expected
 
 
+def _installed(name: str, arch: str, live: int, families: list[str] | None) -> HostLoad:
+    return HostLoad(name, arch, live, 10, extra={} if families is None else {"installed": families})
+
+
+@pytest.mark.parametrize(
+    ("loads", "arch", "env_type", "expected"),
+    [
+        # an arm64 image without AppWorld: AppWorld goes to the amd64 host even though it is busier
+        ([_installed("a", "amd64", 5, ["bfcl", "appworld"]), _installed("b", "arm64", 0, ["bfcl"])], None,
+         "appworld", "a"),
+        ([_installed("a", "amd64", 5, ["bfcl", "appworld"]), _installed("b", "arm64", 0, ["bfcl"])], None,
+         "bfcl", "b"),
+        ([_installed("a", "amd64", 0, ["bfcl", "appworld"]), _installed("b", "arm64", 0, ["bfcl"])], "arm64",
+         "appworld", None),
+        ([_installed("a", "amd64", 0, ["bfcl"])], None, "bfcl@2025.10.1", None),  # a release it lacks
+        ([_installed("a", "amd64", 3, None), _installed("b", "amd64", 4, ["bfcl"])], None, "appworld", "a"),
+    ],
+    ids=["family only where installed", "least loaded among those with it", "not on that arch", "release",
+         "a host that does not say"],
+)  # fmt: skip
+def test_choose_host_sends_a_family_only_where_it_is_installed(
+    loads: list[HostLoad], arch: str | None, env_type: str, expected: str | None
+) -> None:
+    chosen = choose_host(loads, arch, env_type)
+    assert (chosen.name if chosen else None) == expected
+
+
 @pytest.mark.parametrize(
     ("value", "ok"), [(None, True), (1, True), (86400, True), (0, False), (-5, False), (1e9, False)]
 )

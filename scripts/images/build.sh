@@ -132,7 +132,7 @@ image() {  # image NAME VERSION PARENT-ARG PARENT-REF INPUT...
 }
 
 SERVER_VERSION=$(version server/pyproject.toml)
-[ -n "${ARCHS[server]:-}" ] && image server "$SERVER_VERSION" BASE "$BASE_REF" requirements server sdk
+[ -n "${ARCHS[server]:-}" ] && image server "$SERVER_VERSION" BASE "$BASE_REF" requirements server sdk images/server/patch_ray.py
 [ -n "${ARCHS[appworld]:-}" ] && image appworld "$SERVER_VERSION" SERVER "${REF[server]}" \
   requirements/appworld.txt server
 [ -n "${ARCHS[operator]:-}" ] && image operator "$(version operator/pyproject.toml)" BASE "$BASE_REF" operator

@@ -394,6 +394,7 @@ class InstanceHost:
             "created": dict(self.created),
             "released": dict(self.released),
             "live_by_env": dict(collections.Counter(r.env_type for r in self.records.values())),
+            "installed": self.runtime.installed(),  # placement sends a family only where it can run
             "runtime": runtime,
         })  # fmt: skip
 

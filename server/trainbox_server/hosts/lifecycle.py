@@ -100,9 +100,19 @@ class HostLoad:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def choose_host(loads: list[HostLoad], arch: str | None) -> HostLoad | None:
-    """The least-loaded live host with room, of the requested architecture if one is asked for."""
-    candidates = [h for h in loads if h.alive and h.live < h.capacity and (arch is None or h.arch == arch)]
+def serves(host: HostLoad, env_type: str | None) -> bool:
+    """Whether a host can run ``env_type``: its image has the family installed (hosts that do not say what
+    they have installed are taken to have everything, as before hosts said so)."""
+    installed = host.extra.get("installed")
+    return env_type is None or installed is None or env_type in installed
+
+
+def choose_host(loads: list[HostLoad], arch: str | None, env_type: str | None = None) -> HostLoad | None:
+    """The least-loaded live host with room that runs ``env_type``, of the requested architecture if one is
+    asked for."""
+    candidates = [
+        h for h in loads if h.alive and h.live < h.capacity and (arch is None or h.arch == arch) and serves(h, env_type)
+    ]
     if not candidates:
         return None
     return min(candidates, key=lambda h: (h.live / max(h.capacity, 1), h.name))

@@ -20,6 +20,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from trainbox_server.errors import (
     UnknownSplit,
 )
 from trainbox_server.runtime.pool import FamilyConfig, FamilyPool
-from trainbox_server.runtime.process import WorkerProcess, rss_kib
+from trainbox_server.runtime.process import WorkerProcess, default_python, rss_kib
 
 log = logging.getLogger(__name__)
 LOST_MEMORY = 100_000  # how many lost instance ids are remembered
@@ -115,6 +116,15 @@ class Runtime:
     def families(self) -> list[str]:
         """Every environment name served (a family served in releases: its plain name and each release)."""
         return releases.served_names(n for n in self.config.families if releases.family_of(n) in FAMILY_MODULES)
+
+    def installed(self) -> list[str]:
+        """The served names whose interpreter is on this machine (an image may carry some families only)."""
+        names = []
+        for name in self.families():
+            config = self._config(name)
+            if config is not None and os.path.exists(config.python or default_python(name)):
+                names.append(name)
+        return names
 
     def _config(self, name: str) -> FamilyConfig | None:
         """The pool settings of a served name: its own entry, else its family's (applied to each release)."""

@@ -20,6 +20,7 @@ from trainbox_server.envs.base import SPLITS
 from trainbox_server.errors import (
     Busy,
     CapacityExceeded,
+    EnvironmentUnavailable,
     HostsUnavailable,
     InstanceLost,
     UnavailableArchitecture,
@@ -35,6 +36,7 @@ from trainbox_server.hosts.lifecycle import (
     could_exist,
     host_for_custom_id,
     is_generated_id,
+    serves,
 )
 from trainbox_server.hosts.ray_hosts import ARCH_LABEL, HostGroup, node_summary, start_ray
 from trainbox_server.hosts.snapshots import is_snapshot_id
@@ -181,7 +183,9 @@ class SandboxService:
 
     # -- create -----------------------------------------------------------------------------------------
 
-    def _admit(self, count: int, arch: str | None, instance_id: str | None) -> list[tuple[str, int]]:
+    def _admit(
+        self, count: int, arch: str | None, instance_id: str | None, env_type: str | None = None
+    ) -> list[tuple[str, int]]:
         """Admit ``count`` creates and place them: (host, ledger ticket) each, counted from now on."""
         c = self.config
         if self.creates_in_flight + count > c.max_creates_in_flight:
@@ -194,9 +198,17 @@ class SandboxService:
         if arch is not None and arch not in {h.arch for h in serving}:
             archs = sorted({h.arch for h in serving})
             raise UnavailableArchitecture(f"no host of architecture {arch!r}; available: {archs}")
+        running = [h for h in serving if serves(h, env_type)]
+        if not running:
+            raise EnvironmentUnavailable(f"no host has {env_type!r} installed (its image lacks the family)")
+        if arch is not None and arch not in {h.arch for h in running}:
+            archs = sorted({h.arch for h in running})
+            raise UnavailableArchitecture(
+                f"no host of architecture {arch!r} has {env_type!r} installed; hosts with it: {archs}"
+            )
         placed = []
         for _ in range(count):
-            host = self._place(serving, arch, instance_id)
+            host = self._place(running, arch, instance_id)
             placed.append((host, self.ledger.admit(host)))
         return placed
 
@@ -219,7 +231,7 @@ class SandboxService:
         if instance_id and count != 1:
             raise bounds.invalid("instance_id can only be given with count = 1")
         bounds.check_json(request.get("params") or {}, self.limits, "params")
-        placed = self._admit(count, request.get("arch"), instance_id)
+        placed = self._admit(count, request.get("arch"), instance_id, request["env_type"])
         group_id = uuid.uuid4().hex if count > 1 else None
         self.creates_in_flight += count
         try:
