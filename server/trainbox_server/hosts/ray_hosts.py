@@ -26,7 +26,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from trainbox_server.errors import CapacityExceeded, InstanceLost, TrainboxError, UnknownEnvironment
+from trainbox_server.errors import InstanceLost, InternalError, TrainboxError, UnknownEnvironment, from_wire
 from trainbox_server.hosts.channel import ChannelClient
 from trainbox_server.hosts.host import CHANNEL_METHODS, HostSettings, InstanceHost
 from trainbox_server.hosts.lifecycle import HOST_PREFIX, HostLoad
@@ -40,17 +40,6 @@ PING_TIMEOUT = 120.0  # a new host starts its warm pools before it answers its f
 LOOPBACK_NODE_IP = "127.0.0.2"
 
 HostActor = ray.remote(InstanceHost)
-
-ERROR_TYPES: dict[str, type[TrainboxError]] = {}
-
-
-def _collect_error_types(cls: type[TrainboxError]) -> None:
-    ERROR_TYPES.setdefault(cls.kind, cls)
-    for sub in cls.__subclasses__():
-        _collect_error_types(sub)
-
-
-_collect_error_types(TrainboxError)
 
 
 def local_arch() -> str:
@@ -128,13 +117,6 @@ def host_nodes(nodes: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
 def node_summary() -> str:
     """The live Ray nodes and their labels, for a log line."""
     return ", ".join(f"{n.get('NodeManagerAddress')} {n.get('Labels', {})}" for n in ray.nodes() if n.get("Alive"))
-
-
-def raise_error(error: dict[str, Any]) -> None:
-    cls = ERROR_TYPES.get(error.get("kind", ""), TrainboxError)
-    if issubclass(cls, CapacityExceeded):
-        raise cls(error["message"], error.get("retry_after", 1.0))
-    raise cls(error.get("message", "error"))
 
 
 @dataclass
@@ -267,7 +249,7 @@ class HostGroup:
             raise InstanceLost(f"host {host} is unreachable ({type(exc).__name__})") from None
         if isinstance(reply, dict) and "ok" in reply:
             if not reply["ok"]:
-                raise_error(reply["error"])
+                raise from_wire(reply["error"], default=InternalError)
             return reply["result"]
         return reply
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainbox_server.envs import releases
-from trainbox_server.errors import EnvironmentUnavailable, InstanceLost, StepTimeout, TrainboxError, from_worker
+from trainbox_server.errors import EnvironmentUnavailable, InstanceLost, StepTimeout, TrainboxError, from_wire
 from trainbox_server.runtime import sandbox
 from trainbox_server.runtime.framing import HEADER, decode_length, encode, loads
 
@@ -217,8 +217,7 @@ class WorkerProcess:
         if reply.get("ok"):
             future.set_result(reply.get("result"))
         else:
-            error = reply.get("error") or {}
-            future.set_exception(from_worker(error.get("kind", ""), error.get("message", "")))
+            future.set_exception(from_wire(reply.get("error") or {}))
         if reply.get("fatal"):  # the worker is about to exit: route nothing more to it
             self.culprit = self._pending_instance.get(reply.get("id", -1))
             self.kill(str((reply.get("error") or {}).get("message", "fatal error")))
