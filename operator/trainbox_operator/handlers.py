@@ -204,9 +204,13 @@ async def _create_instance(data: dict[str, Any], sandbox: dict[str, Any] | None,
     """The status after one attempt to create the instance (it says whether to wait, retry or stop)."""
     ref = data["spec"]["sandboxRef"]["name"]
     if sandbox is None:
-        return instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} does not exist", now)
+        return instances.waiting_status(
+            data, c.InstanceReady.SANDBOX_NOT_READY, f"TrainingSandbox {ref!r} does not exist", now
+        )
     if not c.is_true(sandbox["status"].get("conditions"), c.READY) or not sandbox["status"].get("endpoint"):
-        return instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} is not Ready yet", now)
+        return instances.waiting_status(
+            data, c.InstanceReady.SANDBOX_NOT_READY, f"TrainingSandbox {ref!r} is not Ready yet", now
+        )
     endpoint = sandbox["status"]["endpoint"]
     token = await _token(data["metadata"]["namespace"], sandbox["spec"])
     request = instances.create_request(data)
@@ -217,11 +221,13 @@ async def _create_instance(data: dict[str, Any], sandbox: dict[str, Any] | None,
         if exc.kind in PERMANENT_KINDS:
             return instances.failed_status(data, str(exc), now)
         if exc.kind != "duplicate_instance":
-            return instances.waiting_status(data, "ServiceError", str(exc), now)
+            return instances.waiting_status(data, c.InstanceReady.SERVICE_ERROR, str(exc), now)
         # an earlier attempt made it (or is still making it): adopt it
         found = await sandbox_api.get(endpoint, token, request["instance_id"])
         if found is None:
-            return instances.waiting_status(data, "Creating", "a create of this instance is in flight", now)
+            return instances.waiting_status(
+                data, c.InstanceReady.CREATING, "a create of this instance is in flight", now
+            )
         made = {"state": [], **found}
     return instances.created_status(data, made, now)
 
