@@ -8,6 +8,7 @@ import httpx
 import pytest
 import trainbox
 from trainbox import _exceptions as sdk
+from trainbox_operator import instances
 from trainbox_server import errors
 
 # Server kinds the SDK deliberately maps to its roots (RequestError / InfraError): the service's own bugs,
@@ -61,3 +62,16 @@ def test_an_unknown_kind_from_a_worker_is_an_environment_failure() -> None:
     assert type(errors.from_wire({"kind": "from_a_newer_worker", "message": "m"})) is errors.EnvironmentFailure
     busy = errors.from_wire({"kind": "busy", "message": "m", "retry_after": 3})
     assert isinstance(busy, errors.Busy) and busy.retry_after == 3.0
+
+
+@pytest.mark.parametrize("cls", server_classes(), ids=lambda cls: cls.__name__)
+def test_the_operator_fails_an_instance_exactly_on_the_services_request_errors(
+    cls: type[errors.TrainboxError],
+) -> None:
+    answer = instances.create_answer(answered(cls))
+    if cls is errors.DuplicateInstance:
+        assert answer is instances.CreateAnswer.ADOPT
+    elif issubclass(cls, errors.RequestError):
+        assert answer is instances.CreateAnswer.FAILED
+    else:
+        assert answer is instances.CreateAnswer.RETRY

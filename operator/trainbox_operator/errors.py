@@ -9,12 +9,3 @@ class OperatorError(Exception):
 
 class InvalidSpec(OperatorError):
     """The spec cannot be reconciled as written: reported as a condition, not retried until it changes."""
-
-
-class ServiceCallFailed(OperatorError):
-    """The sandbox's service answered with an error (or not at all)."""
-
-    def __init__(self, message: str, status: int = 0, kind: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind

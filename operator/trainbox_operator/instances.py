@@ -13,9 +13,27 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
+from trainbox import DuplicateInstance, RequestError, TrainboxError
+
 from trainbox_operator import conditions as c
 
 MESSAGE_CAP = 4096
+
+
+class CreateAnswer(enum.Enum):
+    """What a failed create means for the instance."""
+
+    FAILED = "failed"  # the service refused the request (unknown task, bad params, ...): not retried
+    ADOPT = "adopt"  # an earlier attempt of this create (same id) made it, or is making it: read it back
+    RETRY = "retry"  # the service failed or did not answer: try again later
+
+
+def create_answer(error: TrainboxError) -> CreateAnswer:
+    if isinstance(error, DuplicateInstance):
+        return CreateAnswer.ADOPT
+    if isinstance(error, RequestError):
+        return CreateAnswer.FAILED
+    return CreateAnswer.RETRY
 
 
 class Action(enum.Enum):
@@ -94,6 +112,21 @@ def created_status(body: dict[str, Any], instance: dict[str, Any], now: str) -> 
         instanceId=instance["instance_id"], messages=messages, messagesTruncated=truncated, expiresAt=expires,
         **placed,
     )  # fmt: skip
+
+
+def failed_create_status(
+    body: dict[str, Any], error: TrainboxError, adopted: dict[str, Any] | None, now: str
+) -> dict[str, Any]:
+    """The status after a create that failed with ``error``; ``adopted`` is what the service reports of the
+    instance's id when the answer is ``ADOPT`` (None: that earlier create is still in flight)."""
+    answer = create_answer(error)
+    if answer is CreateAnswer.FAILED:
+        return failed_status(body, str(error), now)
+    if answer is CreateAnswer.RETRY:
+        return waiting_status(body, c.InstanceReady.SERVICE_ERROR, str(error), now)
+    if adopted is None:
+        return waiting_status(body, c.InstanceReady.CREATING, "a create of this instance is in flight", now)
+    return created_status(body, {"state": [], **adopted}, now)
 
 
 def waiting_status(body: dict[str, Any], reason: c.InstanceReady, message: str, now: str) -> dict[str, Any]:
