@@ -396,11 +396,3 @@ class InstanceHost:
             "live_by_env": dict(collections.Counter(r.env_type for r in self.records.values())),
             "runtime": runtime,
         })  # fmt: skip
-
-    async def shutdown(self) -> dict[str, Any]:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        for instance_id in list(self.records):
-            await self._release(instance_id, "explicit")
-        await self.runtime.close_all()
-        return ok(True)

@@ -26,7 +26,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from trainbox_server.errors import InstanceLost, InternalError, TrainboxError, UnknownEnvironment, from_wire
+from trainbox_server.errors import InstanceLost, InternalError, TrainboxError, from_wire
 from trainbox_server.hosts.channel import ChannelClient
 from trainbox_server.hosts.host import CHANNEL_METHODS, HostSettings, InstanceHost
 from trainbox_server.hosts.lifecycle import HOST_PREFIX, HostLoad
@@ -282,16 +282,3 @@ class HostGroup:
             if answer is True:
                 return name
         return None
-
-    def check_env(self, env_type: str, families: list[str]) -> None:
-        if env_type not in families:
-            raise UnknownEnvironment(f"unknown environment {env_type!r}; available: {families}")
-
-    def kill_all(self) -> None:
-        for handle in self.handles.values():
-            try:
-                ray.get(handle.shutdown.remote(), timeout=30)
-            except Exception:  # a host that cannot shut down cleanly is killed anyway
-                log.warning("host did not shut down cleanly")
-            ray.kill(handle)
-        self.handles.clear()
