@@ -31,6 +31,7 @@ from trainbox_server.errors import (
     TrainboxError,
 )
 from trainbox_server.runtime.framing import FrameError, encode, read_frame
+from trainbox_server.runtime.procfs import status_kib
 
 
 def _take_protocol_fds() -> tuple[int, int]:
@@ -65,20 +66,9 @@ def _near_memory_limit() -> bool:
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     if limit == resource.RLIM_INFINITY:
         return False
-    try:
-        with open("/proc/self/status") as status:
-            peak = next((int(line.split()[1]) for line in status if line.startswith("VmPeak:")), 0)
-    except OSError:  # a sandbox without /proc: the peak resident size is the best we know
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # without /proc (a sandbox may hide it) the peak resident size is the best we know
+    peak = status_kib("self", "VmPeak") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak * 1024 >= 0.9 * limit
-
-
-def _rss_kib() -> int:
-    try:
-        with open("/proc/self/status") as status:
-            return next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
-    except OSError:  # a sandbox without /proc
-        return 0
 
 
 MAX_REPLY_BYTES = int(os.environ.get("TRAINBOX_MAX_REPLY_BYTES", str(16 * 1024 * 1024)))
@@ -107,7 +97,7 @@ class WorkerServer:
             raise RequestError(f"instance {instance_id!r} is not hosted by this worker") from None
 
     def op_ping(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "instances": len(self.instances), "rss_kib": _rss_kib()}
+        return {"pid": os.getpid(), "instances": len(self.instances), "rss_kib": status_kib()}
 
     def op_tasks(self, split: str) -> list[str]:
         return self.family.task_ids(split)
