@@ -17,6 +17,8 @@ import os
 import statistics
 import time
 
+from trainbox_server.runtime.procfs import status_kib
+
 
 def wall() -> float:
     return time.clock_gettime(time.CLOCK_MONOTONIC)
@@ -27,8 +29,7 @@ def cpu() -> float:
 
 
 def rss_mib() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS:"))
+    return status_kib() // 1024
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainbox_server.envs.bfcl import make_family
+from trainbox_server.runtime.procfs import status_kib
 
 TASKS = {
     "multi_turn": [f"multi_turn_base_{i}" for i in range(200)] + [f"multi_turn_long_context_{i}" for i in range(50)],
@@ -29,8 +30,7 @@ FIRST_CALL = {"role": "assistant", "content": "[ls(a=True)]"}
 
 
 def rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return status_kib()
 
 
 def measure(family: Any, task_ids: list[str], n: int, step: bool) -> dict[str, float]:

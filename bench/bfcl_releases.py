@@ -22,7 +22,7 @@ from typing import Any
 
 from trainbox_server.envs.releases import RELEASES
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
-from trainbox_server.runtime.process import rss_kib
+from trainbox_server.runtime.procfs import tree_rss_kib
 
 from tests import bfcl_replay as replay
 
@@ -45,7 +45,7 @@ async def measure(release: str, n: int) -> dict[str, Any]:
         await rt.close(warm)
         await asyncio.sleep(3)  # let the emptied worker trim
         pool = rt.pool(env)
-        idle_kib = sum(rss_kib(w.pid) for w in pool.workers)
+        idle_kib = sum(tree_rss_kib(w.pid) for w in pool.workers)
         workers = len(pool.workers)
         creates, steps, held = [], [], []
         for i in range(n):
@@ -57,7 +57,7 @@ async def measure(release: str, n: int) -> dict[str, Any]:
             await rt.step(created.instance_id, first_call[task_id])
             steps.append((time.perf_counter() - started) * 1000)
             held.append(created.instance_id)
-        live_kib = sum(rss_kib(w.pid) for w in pool.workers)
+        live_kib = sum(tree_rss_kib(w.pid) for w in pool.workers)
         for instance_id in held:
             await rt.close(instance_id)
     per_instance = (live_kib - idle_kib) / n

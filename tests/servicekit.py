@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from trainbox import _proctree as proctree
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -28,6 +29,7 @@ RAY_IP = "127.0.0.2"  # see trainbox_server.hosts.ray_hosts.LOOPBACK_NODE_IP
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the tests' one helper for it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -36,18 +38,7 @@ def free_port() -> int:
 
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (Ray moves its workers into sessions of their own)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    return [child for child, _ in proctree.descendants(pid)]
 
 
 def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:

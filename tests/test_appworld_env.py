@@ -17,8 +17,7 @@ import pytest_asyncio
 from trainbox_server.envs.appworld import rewards, split_task_ids
 from trainbox_server.envs.appworld_dataset import LOGIN, TASKS
 from trainbox_server.envs.appworld_messages import extract_code
-from trainbox_server.envs.base import DataMissing, InvalidAction, UnknownSplit
-from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, UnknownTask
+from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, InvalidAction, UnknownSplit, UnknownTask
 from trainbox_server.errors import InvalidAction as InvalidActionError
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 
@@ -98,7 +97,7 @@ def test_split_files_map_to_appworld_datasets(tmp_path: Path) -> None:
     assert split_task_ids(str(tmp_path), "test") == ["d_1", "e_1"]
     with pytest.raises(UnknownSplit, match="splits are"):
         split_task_ids(str(tmp_path), "dev")
-    with pytest.raises(DataMissing, match="make appworld-data") as error:
+    with pytest.raises(EnvironmentUnavailable, match="make appworld-data") as error:
         split_task_ids(str(tmp_path / "nowhere"), "train")
     assert "APPWORLD_ROOT" in str(error.value)
 

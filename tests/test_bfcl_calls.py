@@ -14,9 +14,7 @@ from trainbox_server.envs.bfcl_calls import (
     CallSyntaxError,
     argument_errors,
     bind_arguments,
-    format_call,
     openai_name,
-    parse_call_string,
     parse_calls,
     type_error,
 )
@@ -117,23 +115,6 @@ def test_parse_calls_refuses_broken_calls(message: dict[str, Any], fragment: str
         parse_calls(message)
     assert fragment in str(info.value)
     assert "accepted call formats" in str(info.value) or "string or a list" in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("name", "kwargs", "args", "expected"),
-    [
-        ("cd", {"folder": "doc"}, (), "cd(folder='doc')"),
-        ("ls", {}, (), "ls()"),
-        ("sort", {}, ("a.txt",), "sort('a.txt')"),
-        ("f", {"x": [1, 2.5], "y": {"k": True}, "z": None}, (), "f(x=[1, 2.5], y={'k': True}, z=None)"),
-        ("f", {"t": (1,)}, (), "f(t=(1, ))"),
-        ("f", {"q": 'it\'s "quoted"'}, (), "f(q='it\\'s \"quoted\"')"),
-    ],
-)
-def test_format_call_round_trips(name: str, kwargs: dict[str, Any], args: tuple[Any, ...], expected: str) -> None:
-    assert format_call(name, kwargs, args) == expected
-    parsed = parse_call_string(expected)
-    assert (parsed.name, parsed.kwargs, parsed.args) == (name, kwargs, args)
 
 
 PARAMS = {

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import trainbox
 from trainbox_operator import conditions as c
 from trainbox_operator import desired, instances, status
 from trainbox_operator.errors import InvalidSpec
@@ -252,3 +253,34 @@ def test_the_front_runs_where_the_head_does() -> None:
         front = desired.front_deployment(body)["spec"]["template"]["spec"]
         head = desired.raycluster(body)["spec"]["headGroupSpec"]["template"]["spec"]
         assert front["nodeSelector"] == head["nodeSelector"] == {"kubernetes.io/arch": arch}
+
+
+LIVE = {"instance_id": "tin-u", "expires_at": 0, "arch": "amd64", "steps": 0}  # GET /v1/instances/{id}
+
+
+@pytest.mark.parametrize(
+    ("error", "adopted", "ready", "reason", "failed"),
+    [
+        (trainbox.UnknownTask("no such task"), None, False, "Failed", True),
+        (trainbox.BadRequest("params.x: bad"), None, False, "Failed", True),
+        (trainbox.UnavailableArchitecture("no arm64 host"), None, False, "Failed", True),
+        (trainbox.Busy("full", retry_after=1), None, False, "ServiceError", False),
+        (trainbox.ConnectError("refused"), None, False, "ServiceError", False),
+        (trainbox.InstanceLost("worker died"), None, False, "ServiceError", False),
+        # an earlier attempt of the same create: adopted when the service has it, else still in flight
+        (trainbox.DuplicateInstance("tin-u is in use"), None, False, "Creating", False),
+        (trainbox.DuplicateInstance("tin-u is in use"), LIVE, True, "Created", False),
+    ],
+)
+def test_a_failed_create_fails_waits_or_adopts(
+    error: trainbox.TrainboxError, adopted: dict | None, ready: bool, reason: str, failed: bool
+) -> None:
+    body = {"metadata": {"generation": 1}, "status": {}}
+    new = instances.failed_create_status(body, error, adopted, "2026-01-01T00:00:00Z")
+    assert c.is_true(new["conditions"], c.READY) is ready
+    assert c.get(new["conditions"], c.READY)["reason"] == reason
+    assert c.is_true(new["conditions"], c.FAILED) is failed
+    assert (new.get("instanceId"), new.get("messages")) == (("tin-u", []) if ready else (None, None))
+    assert instances.next_action(new, datetime(2026, 1, 1, tzinfo=UTC)) is (
+        instances.Action.DONE if failed else instances.Action.CREATE if not ready else instances.Action.CHECK_EXPIRY
+    )

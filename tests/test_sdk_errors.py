@@ -13,6 +13,7 @@ import trainbox
 from trainbox import TrainingSandbox
 
 from tests.bfcl_replay import single_turn_message
+from tests.servicekit import free_port
 
 pytest_plugins = ["tests.sdk_fixtures"]
 pytestmark = pytest.mark.slow
@@ -120,9 +121,7 @@ def test_admission_control_and_create_retry(restricted_service):
 
 
 def test_unreachable_service_is_a_connect_error():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens once the socket is closed
+    port = free_port()  # nothing listens once the socket is closed
     with TrainingSandbox(base_url=f"http://127.0.0.1:{port}", max_retries=1) as box:
         with pytest.raises(trainbox.ConnectError) as caught:
             box.get_env_profile("bfcl")

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from trainbox import TrainboxError
 
 from trainbox_operator import GROUP, VERSION, desired, instances, kube, sandbox_api, scaling
 from trainbox_operator import conditions as c
 from trainbox_operator import status as st
-from trainbox_operator.errors import InvalidSpec, OperatorError, ServiceCallFailed
+from trainbox_operator.errors import InvalidSpec
 
 IN_CLUSTER = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 SANDBOXES = (GROUP, VERSION, "trainingsandboxes")
@@ -30,8 +31,6 @@ SANDBOX_PERIOD = 3.0
 RETRY_SECONDS = 2.0  # an instance waiting for its sandbox, or for the service, looks again this often
 SYNC_PERIOD = 10.0  # a live instance re-reads its reward and (possibly renewed) deadline this often
 CREATES_IN_FLIGHT = 32
-# The service's own refusals that no retry fixes: the instance is marked Failed.
-PERMANENT_KINDS = {"unknown_environment", "unknown_task", "unsupported_task", "bad_request", "unavailable_architecture"}
 
 
 @kopf.on.startup()
@@ -88,10 +87,7 @@ async def _observe(body: dict[str, Any], endpoint: str) -> st.Observed:
     if (spec.get("service") or {}).get("endpointOverride") or IN_CLUSTER:
         observed.front_answers = await sandbox_api.ready(endpoint)
         if observed.front_answers:
-            try:
-                observed.hosts = await sandbox_api.hosts(endpoint, await _token(namespace, spec))
-            except OperatorError:
-                observed.hosts = None
+            observed.hosts = await sandbox_api.hosts(endpoint, await _token(namespace, spec))
     return observed
 
 
@@ -204,25 +200,24 @@ async def _create_instance(data: dict[str, Any], sandbox: dict[str, Any] | None,
     """The status after one attempt to create the instance (it says whether to wait, retry or stop)."""
     ref = data["spec"]["sandboxRef"]["name"]
     if sandbox is None:
-        return instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} does not exist", now)
+        return instances.waiting_status(
+            data, c.InstanceReady.SANDBOX_NOT_READY, f"TrainingSandbox {ref!r} does not exist", now
+        )
     if not c.is_true(sandbox["status"].get("conditions"), c.READY) or not sandbox["status"].get("endpoint"):
-        return instances.waiting_status(data, "SandboxNotReady", f"TrainingSandbox {ref!r} is not Ready yet", now)
+        return instances.waiting_status(
+            data, c.InstanceReady.SANDBOX_NOT_READY, f"TrainingSandbox {ref!r} is not Ready yet", now
+        )
     endpoint = sandbox["status"]["endpoint"]
     token = await _token(data["metadata"]["namespace"], sandbox["spec"])
     request = instances.create_request(data)
     try:
         async with _slots():
             made = await sandbox_api.create(endpoint, token, request)
-    except ServiceCallFailed as exc:
-        if exc.kind in PERMANENT_KINDS:
-            return instances.failed_status(data, str(exc), now)
-        if exc.kind != "duplicate_instance":
-            return instances.waiting_status(data, "ServiceError", str(exc), now)
-        # an earlier attempt made it (or is still making it): adopt it
-        found = await sandbox_api.get(endpoint, token, request["instance_id"])
-        if found is None:
-            return instances.waiting_status(data, "Creating", "a create of this instance is in flight", now)
-        made = {"state": [], **found}
+    except TrainboxError as exc:
+        adopted = None
+        if instances.create_answer(exc) is instances.CreateAnswer.ADOPT:
+            adopted = await sandbox_api.get(endpoint, token, request["instance_id"])
+        return instances.failed_create_status(data, exc, adopted, now)
     return instances.created_status(data, made, now)
 
 
@@ -263,7 +258,7 @@ async def _sync_live(data: dict[str, Any], sandbox: dict[str, Any] | None) -> di
     token = await _token(data["metadata"]["namespace"], sandbox["spec"])
     try:
         live = await sandbox_api.get(sandbox["status"]["endpoint"], token, data["status"]["instanceId"])
-    except ServiceCallFailed:
+    except TrainboxError:
         return None  # the service is away for now: the next wake asks again
     return instances.synced_status(data, live) if live is not None else None
 
@@ -307,6 +302,6 @@ async def instance_deleted(body: kopf.Body, logger: kopf.Logger, sandbox_index: 
     token = await _token(body.metadata.namespace or "", sandbox["spec"])
     try:
         released = await sandbox_api.release(sandbox["status"]["endpoint"], token, instance_id)
-    except ServiceCallFailed as exc:
+    except TrainboxError as exc:
         raise kopf.TemporaryError(f"could not release {instance_id}: {exc}", delay=5) from exc
     logger.info(f"released {instance_id} (was live: {released})")

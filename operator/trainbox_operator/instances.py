@@ -13,9 +13,27 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
+from trainbox import DuplicateInstance, RequestError, TrainboxError
+
 from trainbox_operator import conditions as c
 
 MESSAGE_CAP = 4096
+
+
+class CreateAnswer(enum.Enum):
+    """What a failed create means for the instance."""
+
+    FAILED = "failed"  # the service refused the request (unknown task, bad params, ...): not retried
+    ADOPT = "adopt"  # an earlier attempt of this create (same id) made it, or is making it: read it back
+    RETRY = "retry"  # the service failed or did not answer: try again later
+
+
+def create_answer(error: TrainboxError) -> CreateAnswer:
+    if isinstance(error, DuplicateInstance):
+        return CreateAnswer.ADOPT
+    if isinstance(error, RequestError):
+        return CreateAnswer.FAILED
+    return CreateAnswer.RETRY
 
 
 class Action(enum.Enum):
@@ -87,7 +105,7 @@ def _with(body: dict[str, Any], updates: list[dict[str, Any]], now: str, **field
 def created_status(body: dict[str, Any], instance: dict[str, Any], now: str) -> dict[str, Any]:
     messages, truncated = capped_messages(instance.get("state") or [])
     expires = c.now_iso(datetime.fromtimestamp(instance["expires_at"], UTC))
-    ready = c.condition(c.READY, True, "Created", f"instance {instance['instance_id']} is live")
+    ready = c.condition(c.READY, True, c.InstanceReady.CREATED, f"instance {instance['instance_id']} is live")
     placed = {"arch": instance["arch"]} if instance.get("arch") else {}
     return _with(
         body, [ready], now,
@@ -96,12 +114,30 @@ def created_status(body: dict[str, Any], instance: dict[str, Any], now: str) -> 
     )  # fmt: skip
 
 
-def waiting_status(body: dict[str, Any], reason: str, message: str, now: str) -> dict[str, Any]:
+def failed_create_status(
+    body: dict[str, Any], error: TrainboxError, adopted: dict[str, Any] | None, now: str
+) -> dict[str, Any]:
+    """The status after a create that failed with ``error``; ``adopted`` is what the service reports of the
+    instance's id when the answer is ``ADOPT`` (None: that earlier create is still in flight)."""
+    answer = create_answer(error)
+    if answer is CreateAnswer.FAILED:
+        return failed_status(body, str(error), now)
+    if answer is CreateAnswer.RETRY:
+        return waiting_status(body, c.InstanceReady.SERVICE_ERROR, str(error), now)
+    if adopted is None:
+        return waiting_status(body, c.InstanceReady.CREATING, "a create of this instance is in flight", now)
+    return created_status(body, {"state": [], **adopted}, now)
+
+
+def waiting_status(body: dict[str, Any], reason: c.InstanceReady, message: str, now: str) -> dict[str, Any]:
     return _with(body, [c.condition(c.READY, False, reason, message)], now)
 
 
 def failed_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
-    updates = [c.condition(c.READY, False, "Failed", message), c.condition(c.FAILED, True, "CreateFailed", message)]
+    updates = [
+        c.condition(c.READY, False, c.InstanceReady.FAILED, message),
+        c.condition(c.FAILED, True, c.FailedReason.CREATE_FAILED, message),
+    ]
     return _with(body, updates, now)
 
 
@@ -124,8 +160,10 @@ def renewed_status(body: dict[str, Any], expires_at: float, now: str) -> dict[st
 def expired_status(body: dict[str, Any], now: str, by_service: bool) -> dict[str, Any]:
     why = "released by the sandbox's service (idle TTL)" if by_service else "TTL passed; released"
     updates = [
-        c.condition(c.READY, False, "Expired", why),
-        c.condition(c.EXPIRED, True, "TTLExpired", why),
-        c.condition(c.RELEASED, True, "ReleasedByService" if by_service else "TTLExpired", why),
+        c.condition(c.READY, False, c.InstanceReady.EXPIRED, why),
+        c.condition(c.EXPIRED, True, c.ExpiredReason.TTL_EXPIRED, why),
+        c.condition(
+            c.RELEASED, True, c.ReleasedReason.RELEASED_BY_SERVICE if by_service else c.ReleasedReason.TTL_EXPIRED, why
+        ),
     ]
     return _with(body, updates, now)

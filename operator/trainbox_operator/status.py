@@ -49,14 +49,16 @@ def ready_workers(spec: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str,
 
 def raycluster_condition(raycluster: dict[str, Any] | None) -> dict[str, Any]:
     if raycluster is None:
-        return c.condition(c.RAYCLUSTER_READY, False, "RayClusterMissing", "the RayCluster does not exist yet")
+        return c.condition(
+            c.RAYCLUSTER_READY, False, c.RayClusterReadyReason.MISSING, "the RayCluster does not exist yet"
+        )
     status = raycluster.get("status") or {}
     provisioned = c.is_true(status.get("conditions"), "RayClusterProvisioned")
     head_ready = c.is_true(status.get("conditions"), "HeadPodReady")
     if status.get("state") == "ready" or (provisioned and head_ready):
-        return c.condition(c.RAYCLUSTER_READY, True, "RayClusterReady", "KubeRay reports the cluster ready")
+        return c.condition(c.RAYCLUSTER_READY, True, c.RayClusterReadyReason.READY, "KubeRay reports the cluster ready")
     state = status.get("state") or "unknown"
-    return c.condition(c.RAYCLUSTER_READY, False, "RayClusterPending", f"KubeRay state: {state}")
+    return c.condition(c.RAYCLUSTER_READY, False, c.RayClusterReadyReason.PENDING, f"KubeRay state: {state}")
 
 
 def workers_condition(spec: dict[str, Any], ready: dict[str, int]) -> dict[str, Any]:
@@ -66,9 +68,9 @@ def workers_condition(spec: dict[str, Any], ready: dict[str, int]) -> dict[str, 
         if ready[g["arch"]] < g.get("replicas", 1)
     ]
     if missing:
-        return c.condition(c.WORKERS_READY, False, "WorkersPending", "ready workers: " + ", ".join(missing))
+        return c.condition(c.WORKERS_READY, False, c.WorkersReadyReason.PENDING, "ready workers: " + ", ".join(missing))
     summary = ", ".join(f"{arch} {n}" for arch, n in ready.items())
-    return c.condition(c.WORKERS_READY, True, "WorkersReady", f"ready workers: {summary}")
+    return c.condition(c.WORKERS_READY, True, c.WorkersReadyReason.READY, f"ready workers: {summary}")
 
 
 def front_condition(spec: dict[str, Any], observed: Observed) -> dict[str, Any]:
@@ -78,12 +80,12 @@ def front_condition(spec: dict[str, Any], observed: Observed) -> dict[str, Any]:
     want = (spec.get("service") or {}).get("replicas", 1)
     have = ((observed.deployment or {}).get("status") or {}).get("readyReplicas") or 0
     if not override and have < want:
-        return c.condition(c.FRONT_READY, False, "FrontPending", f"{have}/{want} front replicas ready")
+        return c.condition(c.FRONT_READY, False, c.FrontReadyReason.PENDING, f"{have}/{want} front replicas ready")
     if observed.front_answers:
-        return c.condition(c.FRONT_READY, True, "FrontReady", "the endpoint answers /readyz")
+        return c.condition(c.FRONT_READY, True, c.FrontReadyReason.READY, "the endpoint answers /readyz")
     if override or observed.front_answers is not None:
-        return c.condition(c.FRONT_READY, False, "EndpointUnreachable", "the endpoint does not answer /readyz")
-    return c.condition(c.FRONT_READY, True, "FrontReady", f"{have}/{want} front replicas ready")
+        return c.condition(c.FRONT_READY, False, c.FrontReadyReason.UNREACHABLE, "the endpoint does not answer /readyz")
+    return c.condition(c.FRONT_READY, True, c.FrontReadyReason.READY, f"{have}/{want} front replicas ready")
 
 
 def sandbox_status(
@@ -99,7 +101,7 @@ def sandbox_status(
     ]
     blocking = next((p for p in parts if p["status"] != "True"), None)
     ready = (
-        c.condition(c.READY, True, "AllReady", f"serving at {endpoint}")
+        c.condition(c.READY, True, c.SandboxReady.ALL_READY, f"serving at {endpoint}")
         if blocking is None
         else c.condition(c.READY, False, blocking["reason"], blocking["message"])
     )
@@ -125,7 +127,7 @@ def sandbox_status(
 def invalid_status(body: dict[str, Any], message: str, now: str) -> dict[str, Any]:
     meta = body["metadata"]
     current = (body.get("status") or {}).get("conditions")
-    ready = c.condition(c.READY, False, "InvalidSpec", message)
+    ready = c.condition(c.READY, False, c.SandboxReady.INVALID_SPEC, message)
     return {
         "observedGeneration": meta.get("generation", 0),
         "conditions": c.merge(current, [ready], meta.get("generation", 0), now),

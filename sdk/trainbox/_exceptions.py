@@ -46,40 +46,6 @@ from typing import Any
 
 import httpx
 
-__all__ = [
-    "BadRequest",
-    "Busy",
-    "CapacityExceeded",
-    "ConnectError",
-    "DuplicateInstance",
-    "EnvironmentFailure",
-    "EnvironmentUnavailable",
-    "EpisodeOver",
-    "HostTimeout",
-    "HostsUnavailable",
-    "InfraError",
-    "InstanceLost",
-    "InvalidAction",
-    "NotForkable",
-    "PayloadTooLarge",
-    "ProtocolError",
-    "RequestError",
-    "RequestTimeout",
-    "ServiceStartError",
-    "SnapshotLimit",
-    "StepTimeout",
-    "TrainboxError",
-    "TransportError",
-    "Unauthorized",
-    "UnavailableArchitecture",
-    "UnknownEnvironment",
-    "UnknownInstance",
-    "UnknownSnapshot",
-    "UnknownSplit",
-    "UnknownTask",
-    "UnsupportedTask",
-]
-
 
 class TrainboxError(Exception):
     """Root of every error the SDK raises."""
@@ -238,33 +204,14 @@ class ServiceStartError(TrainboxError):
     kind = "service_start_error"
 
 
+# Derived from the classes above, so a new one needs no other edit here: every exception (exported), and
+# the service's kinds each maps (not the roots: an unknown kind falls back to them; not the SDK's own).
+__all__ = sorted(n for n, v in list(globals().items()) if isinstance(v, type) and issubclass(v, TrainboxError))
+_SDK_OWN = (TransportError, ServiceStartError)
 _BY_KIND: dict[str, type[TrainboxError]] = {
     cls.kind: cls
-    for cls in (
-        BadRequest,
-        Unauthorized,
-        UnknownEnvironment,
-        UnknownSplit,
-        UnknownTask,
-        UnknownInstance,
-        UnknownSnapshot,
-        NotForkable,
-        PayloadTooLarge,
-        DuplicateInstance,
-        EpisodeOver,
-        InvalidAction,
-        UnsupportedTask,
-        UnavailableArchitecture,
-        StepTimeout,
-        InstanceLost,
-        EnvironmentUnavailable,
-        CapacityExceeded,
-        Busy,
-        SnapshotLimit,
-        HostsUnavailable,
-        HostTimeout,
-        EnvironmentFailure,
-    )
+    for cls in (globals()[name] for name in __all__)
+    if cls not in (TrainboxError, RequestError, InfraError) and not issubclass(cls, _SDK_OWN)
 }
 
 

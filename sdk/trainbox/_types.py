@@ -32,6 +32,7 @@ class InstanceInfo(TypedDict, total=False):
     task_id: str
     env_type: str
     expires_at: float
+    arch: str  # the CPU architecture of the host it runs on
 
 
 @with_config(_OPEN)
@@ -116,6 +117,7 @@ class _CreatedInstance(TypedDict):
     state: list[Message]
     info: NotRequired[dict[str, Any]]
     expires_at: NotRequired[float | None]
+    arch: NotRequired[str]
 
 
 @with_config(_OPEN)
@@ -178,6 +180,8 @@ def create_results(response: httpx.Response) -> list[CreateResult]:
             env_type=created["env_type"],
             expires_at=created.get("expires_at"),
         )
+        if created.get("arch"):
+            info["arch"] = created["arch"]
         results.append({"state": created["state"], "info": info})  # type: ignore[typeddict-item]
     return results
 

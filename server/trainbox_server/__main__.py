@@ -23,11 +23,20 @@ BANNER = """
 """
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def bind(host: str, port: int) -> socket.socket:
+    """The HTTP socket, listening (port 0: any free port) before the service starts Ray: Ray's processes
+    take ports from a wide range (the workers' default is 10002-19999), and a port already listened on is
+    one they cannot take, even with SO_REUSEADDR. Connections made before the service is ready wait in the
+    backlog and are answered once it is."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror} (choose another --port)") from None
+    return sock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     config = ServiceConfig.from_env()
     if args.ray_address:
         config.ray_address = args.ray_address
-    port = args.port or _free_port(args.host)
+    sock = bind(args.host, args.port)
+    port = sock.getsockname()[1]
     url = f"http://{args.host}:{port}"
 
     def announce() -> None:
@@ -69,15 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     # Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
     # sends a request on a connection the server is closing at that moment (a reset, not an answer).
     keep_alive = int(os.environ.get("TRAINBOX_KEEP_ALIVE", "75"))
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_keep_alive=keep_alive,
-        http=UpgradeIgnoringProtocol,  # Java's client offers h2c on every request (see http_protocol)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=port,
+            log_level=args.log_level,
+            access_log=False,
+            timeout_keep_alive=keep_alive,
+            http=UpgradeIgnoringProtocol,  # Java's client offers h2c on every request (see http_protocol)
+        )
     )
+    server.run(sockets=[sock])  # uvicorn starts the app (and Ray), then accepts on the socket
     return 0
 
 

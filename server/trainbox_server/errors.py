@@ -1,5 +1,9 @@
 """The data plane's exceptions: one root, a precise subclass per thing that can go wrong.
 
+One tree for every layer: adapters raise these in their worker processes (standard library only, so any
+family's interpreter imports it), the worker sends ``kind`` as it is, hosts and the front re-raise it
+(``from_wire``), and the HTTP answer carries it. The SDK maps the same kinds (a test keeps them agreed).
+
 TrainboxError                     root; ``kind`` is the wire name, ``status`` the HTTP status
 ├── RequestError                  the caller sent something we cannot serve (4xx)
 │   ├── UnknownEnvironment        404  env type not served here
@@ -194,21 +198,26 @@ class InternalError(InfraError):
     status = 500
 
 
-# Worker-side error kinds (``envs.base.EnvError.kind``) mapped to the errors the runtime raises.
-FROM_WORKER_KIND: dict[str, type[TrainboxError]] = {
-    "unknown_split": UnknownSplit,
-    "unknown_task": UnknownTask,
-    "unsupported_task": UnsupportedTask,
-    "invalid_action": InvalidAction,
-    "episode_over": EpisodeOver,
-    "not_forkable": NotForkable,
-    "data_missing": EnvironmentUnavailable,
-    "out_of_memory": InstanceLost,
-    "worker_exit": InstanceLost,
-    "env_internal": EnvironmentFailure,
-    "env_error": RequestError,
-}
+def _by_kind(root: type[TrainboxError]) -> dict[str, type[TrainboxError]]:
+    """Every class of the tree by its wire kind; where several share a kind, the one nearest the root."""
+    found: dict[str, type[TrainboxError]] = {}
+    level = [root]
+    while level:
+        for cls in level:
+            found.setdefault(cls.kind, cls)
+        level = [sub for cls in level for sub in cls.__subclasses__()]
+    return found
 
 
-def from_worker(kind: str, message: str) -> TrainboxError:
-    return FROM_WORKER_KIND.get(kind, EnvironmentFailure)(message)
+BY_KIND = _by_kind(TrainboxError)
+
+
+def from_wire(error: dict[str, object], default: type[TrainboxError] = EnvironmentFailure) -> TrainboxError:
+    """The exception a worker or host reported as ``{"kind", "message", "retry_after"?}``; an unknown kind
+    (a newer peer) is ``default``."""
+    cls = BY_KIND.get(str(error.get("kind", "")), default)
+    message = str(error.get("message") or "error")
+    if issubclass(cls, CapacityExceeded):
+        retry_after = error.get("retry_after", 1.0)
+        return cls(message, float(retry_after) if isinstance(retry_after, int | float) else 1.0)
+    return cls(message)

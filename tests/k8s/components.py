@@ -12,12 +12,13 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.servicekit import free_port
 
 from .pki import Pki
 
@@ -105,13 +106,6 @@ class Tools:
 
     def stages(self) -> list[Path]:
         return sorted((self.root / "kwok-stages").glob("*.yaml"))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

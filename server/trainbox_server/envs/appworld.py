@@ -53,18 +53,8 @@ from trainbox_server.envs.appworld_messages import (
     observation,
     user_message,
 )
-from trainbox_server.envs.base import (
-    SPLITS,
-    Created,
-    DataMissing,
-    EnvError,
-    EpisodeOver,
-    Evaluation,
-    Message,
-    StepResult,
-    UnknownSplit,
-    UnknownTask,
-)
+from trainbox_server.envs.base import SPLITS, Created, Evaluation, Message, StepResult
+from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, RequestError, UnknownSplit, UnknownTask
 
 DEFAULT_ROOT = os.path.join("~", ".cache", "trainbox", "appworld")
 SPLIT_FILES: dict[str, tuple[str, ...]] = {
@@ -81,8 +71,8 @@ def data_root() -> str:
     return os.path.abspath(os.path.expanduser(os.environ.get("APPWORLD_ROOT") or DEFAULT_ROOT))
 
 
-def _missing(what: str) -> DataMissing:
-    return DataMissing(
+def _missing(what: str) -> EnvironmentUnavailable:
+    return EnvironmentUnavailable(
         f"AppWorld data not found: {what}. Run `make appworld-data` (downloads it; needs the internet), "
         "or set APPWORLD_ROOT to a directory holding AppWorld's data/ folder "
         "(`python -m trainbox_server.envs.appworld_dataset --root DIR` builds a small one)."
@@ -115,14 +105,14 @@ def rewards(pass_count: int, num_tests: int) -> tuple[float, float]:
 def _bool_param(params: dict[str, Any], key: str, default: bool) -> bool:
     value = params.get(key, default)
     if not isinstance(value, bool):
-        raise EnvError(f"param {key!r} must be true or false, got {value!r}")
+        raise RequestError(f"param {key!r} must be true or false, got {value!r}")
     return value
 
 
 def _int_param(params: dict[str, Any], key: str, default: int) -> int:
     value = params.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise EnvError(f"param {key!r} must be a positive number, got {value!r}")
+        raise RequestError(f"param {key!r} must be a positive number, got {value!r}")
     return max(1, round(value))
 
 
@@ -154,7 +144,7 @@ class AppWorldInstance:
         return {"files": read_state(self.world.output_db_home_path_on_disk), "sparse": self.sparse}
 
     def evaluate(self, params: dict[str, Any]) -> Evaluation:
-        raise EnvError("AppWorld instances are evaluated by the evaluator process, not in their sandbox")
+        raise RequestError("AppWorld instances are evaluated by the evaluator process, not in their sandbox")
 
     def close(self) -> None:
         if self.closed:
@@ -184,7 +174,7 @@ class AppWorldFamily:
         _import_engine()
         try:
             first = split_task_ids(root, "train")[:1]
-        except DataMissing:
+        except EnvironmentUnavailable:
             first = []
         if first and os.path.isdir(os.path.join(root, "data", "tasks", first[0])):
             # The first world pays one-off costs (IPython shell, API collection, DB engines). Optional: if
@@ -204,7 +194,7 @@ class AppWorldFamily:
 
     def create(self, task_id: str, params: dict[str, Any]) -> tuple[Created, AppWorldInstance]:
         if self._instance is not None and not self._instance.closed:
-            raise EnvError("this worker already hosts an AppWorld instance (one world per process)")
+            raise RequestError("this worker already hosts an AppWorld instance (one world per process)")
         root = data_root()
         os.environ["APPWORLD_ROOT"] = root
         self._check_task(root, task_id)

@@ -18,7 +18,8 @@ import shutil
 import tempfile
 from typing import Any
 
-from trainbox_server.envs.base import EnvError, Evaluation, InvalidAction
+from trainbox_server.envs.base import Evaluation
+from trainbox_server.errors import InvalidAction, RequestError
 
 STATE_FILE = re.compile(r"^(?:[a-z_]{1,40}\.jsonl|model_hashes\.json)$")
 MAX_STATE_BYTES = 64 * 1024 * 1024
@@ -83,7 +84,7 @@ class AppWorldJudge:
         try:
             tracker = evaluate_task(task_id=task_id, experiment_name=run, suppress_errors=True, save_report=False)
         except Exception as exc:  # a state AppWorld cannot load is the episode's, not the evaluator's, failure
-            raise EnvError(f"the world's state could not be evaluated: {type(exc).__name__}") from None
+            raise RequestError(f"the world's state could not be evaluated: {type(exc).__name__}") from None
         finally:
             CachedDBHandler.reset()  # the next state of the same task must be read from its own files
             shutil.rmtree(run, ignore_errors=True)

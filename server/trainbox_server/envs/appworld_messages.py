@@ -11,7 +11,8 @@ import json
 import re
 from typing import Any
 
-from trainbox_server.envs.base import InvalidAction, Message
+from trainbox_server.envs.base import Message
+from trainbox_server.errors import InvalidAction
 
 APPWORLD_TOOL: dict[str, Any] = {
     "type": "function",

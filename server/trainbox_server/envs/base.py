@@ -1,4 +1,6 @@
-"""The environment protocol every family implements, and the errors an adapter may raise.
+"""The environment protocol every family implements. An adapter raises the data plane's own errors
+(``trainbox_server.errors``: ``InvalidAction``, ``UnknownTask``, ``EpisodeOver``, ...); the worker sends
+their ``kind`` as it is.
 
 Runs inside worker processes: standard library only. Messages are OpenAI-style chat dicts
 (``{"role": ..., "content": ..., "tool_calls": [...]}``).
@@ -42,50 +44,6 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class EnvError(Exception):
-    """Root of the errors an adapter raises on purpose. ``kind`` is the wire name of the error."""
-
-    kind = "env_error"
-
-
-class UnknownSplit(EnvError):
-    kind = "unknown_split"
-
-
-class UnknownTask(EnvError):
-    kind = "unknown_task"
-
-
-class UnsupportedTask(EnvError):
-    """The task exists but cannot run here (e.g. needs the internet or a model download)."""
-
-    kind = "unsupported_task"
-
-
-class InvalidAction(EnvError):
-    """The assistant message could not be turned into an action (no code, unparsable call, bad args)."""
-
-    kind = "invalid_action"
-
-
-class EpisodeOver(EnvError):
-    """A step after the episode terminated."""
-
-    kind = "episode_over"
-
-
-class NotForkable(EnvError):
-    """The instance cannot be copied in its own process (the runtime then replays its episode elsewhere)."""
-
-    kind = "not_forkable"
-
-
-class DataMissing(EnvError):
-    """The family's data is not installed; the message names the command that installs it."""
-
-    kind = "data_missing"
-
-
 class Instance(Protocol):
     """One live episode of a task."""
 
@@ -115,10 +73,13 @@ def load_family(name: str) -> Family:
 
     from trainbox_server.envs import FAMILY_MODULES
     from trainbox_server.envs.releases import RELEASES, split_name
+    from trainbox_server.errors import UnknownEnvironment
 
     family_name, release = split_name(name)
     if family_name not in FAMILY_MODULES or (release is not None and release not in RELEASES.get(family_name, ())):
-        raise EnvError(f"unknown environment {name!r}; known: {sorted(FAMILY_MODULES)} and releases {RELEASES}")
+        raise UnknownEnvironment(
+            f"unknown environment {name!r}; known: {sorted(FAMILY_MODULES)} and releases {RELEASES}"
+        )
     module = importlib.import_module(FAMILY_MODULES[family_name])
     family: Family = module.make_family(release) if release is not None else module.make_family()
     return family

@@ -43,20 +43,7 @@ from typing import Any
 
 from trainbox_server.envs import bfcl_data as data
 from trainbox_server.envs import bfcl_formats
-from trainbox_server.envs.base import (
-    SPLITS,
-    Created,
-    DataMissing,
-    EnvError,
-    EpisodeOver,
-    Evaluation,
-    InvalidAction,
-    Message,
-    StepResult,
-    UnknownSplit,
-    UnknownTask,
-    UnsupportedTask,
-)
+from trainbox_server.envs.base import SPLITS, Created, Evaluation, Message, StepResult
 from trainbox_server.envs.bfcl_calls import (
     ACCEPTED_FORMATS,
     Call,
@@ -67,6 +54,15 @@ from trainbox_server.envs.bfcl_calls import (
 )
 from trainbox_server.envs.bfcl_splits import split_ids
 from trainbox_server.envs.releases import env_suffix
+from trainbox_server.errors import (
+    EnvironmentUnavailable,
+    EpisodeOver,
+    InvalidAction,
+    RequestError,
+    UnknownSplit,
+    UnknownTask,
+    UnsupportedTask,
+)
 
 MAXIMUM_STEP_LIMIT = 20  # BFCL's per-turn cap on model steps (constants.default_prompts)
 _DETAIL_TEXT_LIMIT = 2000
@@ -81,7 +77,7 @@ class BfclFamily:
 
         installed = data.installed_release()
         if release is not None and release != installed:
-            raise DataMissing(
+            raise EnvironmentUnavailable(
                 f"bfcl@{release} needs an interpreter with bfcl-eval=={release}; this one ({sys.executable}) has "
                 f"{installed or 'none'}: run `make install` or point TRAINBOX_PYTHON_{env_suffix('bfcl@' + release)} "
                 "at that release's venv"
@@ -157,7 +153,7 @@ def _find_task(task_id: str) -> data.Task:
 def _ends_turn(params: dict[str, Any]) -> bool:
     mode = params.get("on_invalid_action", "error")
     if mode not in ("error", "end_turn"):
-        raise EnvError(f"param on_invalid_action must be 'error' or 'end_turn', got {mode!r}")
+        raise RequestError(f"param on_invalid_action must be 'error' or 'end_turn', got {mode!r}")
     return mode == "end_turn"
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,12 +222,6 @@ def _literal(node: ast.expr, name: str) -> Any:
         ) from None
 
 
-def format_call(name: str, kwargs: dict[str, Any], args: tuple[Any, ...] = ()) -> str:
-    """The canonical python-call string of a call (BFCL's decoded form), e.g. ``cd(folder='x')``."""
-    parts = [_repr_literal(a) for a in args] + [f"{k}={_repr_literal(v)}" for k, v in kwargs.items()]
-    return f"{name}({', '.join(parts)})"
-
-
 def parse_call_string(text: str) -> Call:
     """Parse one python-call string (a recorded call or a BFCL ground-truth call such as ``cd(folder='x')``)."""
     try:
@@ -238,18 +231,6 @@ def parse_call_string(text: str) -> Call:
     if not isinstance(node, ast.Call):
         raise CallSyntaxError(f"not a python call: {text[:80]!r}; {ACCEPTED_FORMATS}")
     return _python_call(node)
-
-
-def _repr_literal(value: Any) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(str(value))  # inf/nan have no literal form; they only ever reach error paths
-    if isinstance(value, list):
-        return "[" + ", ".join(_repr_literal(v) for v in value) + "]"
-    if isinstance(value, tuple):
-        return "(" + "".join(_repr_literal(v) + ", " for v in value) + ")"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_repr_literal(k)}: {_repr_literal(v)}" for k, v in value.items()) + "}"
-    return repr(value)
 
 
 # JSON-schema-ish type names used in BFCL docs -> the Python types a value of that type may have.

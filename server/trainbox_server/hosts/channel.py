@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from trainbox_server.errors import HostTimeout, InstanceLost, InternalError, InvalidRequest, PayloadTooLarge
-from trainbox_server.runtime.framing import HEADER, MAX_FRAME, FrameError
+from trainbox_server.runtime.framing import HEADER, MAX_FRAME, FrameError, frame
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
@@ -32,12 +32,10 @@ DISCARD_CHUNK = 1 << 20
 
 
 def _frame(message: Any) -> bytes:
-    """One frame; TypeError (orjson.JSONEncodeError) when the message cannot be encoded, FrameError when
-    it is over the frame limit."""
-    body = orjson.dumps(message)
-    if len(body) > MAX_FRAME:
-        raise FrameError(f"a message of {len(body)} bytes is over the {MAX_FRAME}-byte frame limit")
-    return HEADER.pack(len(body)) + body
+    """One frame; TypeError (orjson.JSONEncodeError) when the message cannot be encoded (strict, unlike the
+    worker pipes' ``framing.encode``: a host's reply must be exactly what it returned), FrameError when it
+    is over the frame limit."""
+    return frame(orjson.dumps(message))
 
 
 def frame_id(body: bytes) -> int | None:

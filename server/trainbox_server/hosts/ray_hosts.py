@@ -26,7 +26,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from trainbox_server.errors import CapacityExceeded, InstanceLost, TrainboxError, UnknownEnvironment
+from trainbox_server.errors import InstanceLost, InternalError, TrainboxError, from_wire
 from trainbox_server.hosts.channel import ChannelClient
 from trainbox_server.hosts.host import CHANNEL_METHODS, HostSettings, InstanceHost
 from trainbox_server.hosts.lifecycle import HOST_PREFIX, HostLoad
@@ -40,17 +40,6 @@ PING_TIMEOUT = 120.0  # a new host starts its warm pools before it answers its f
 LOOPBACK_NODE_IP = "127.0.0.2"
 
 HostActor = ray.remote(InstanceHost)
-
-ERROR_TYPES: dict[str, type[TrainboxError]] = {}
-
-
-def _collect_error_types(cls: type[TrainboxError]) -> None:
-    ERROR_TYPES.setdefault(cls.kind, cls)
-    for sub in cls.__subclasses__():
-        _collect_error_types(sub)
-
-
-_collect_error_types(TrainboxError)
 
 
 def local_arch() -> str:
@@ -128,13 +117,6 @@ def host_nodes(nodes: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
 def node_summary() -> str:
     """The live Ray nodes and their labels, for a log line."""
     return ", ".join(f"{n.get('NodeManagerAddress')} {n.get('Labels', {})}" for n in ray.nodes() if n.get("Alive"))
-
-
-def raise_error(error: dict[str, Any]) -> None:
-    cls = ERROR_TYPES.get(error.get("kind", ""), TrainboxError)
-    if issubclass(cls, CapacityExceeded):
-        raise cls(error["message"], error.get("retry_after", 1.0))
-    raise cls(error.get("message", "error"))
 
 
 @dataclass
@@ -267,7 +249,7 @@ class HostGroup:
             raise InstanceLost(f"host {host} is unreachable ({type(exc).__name__})") from None
         if isinstance(reply, dict) and "ok" in reply:
             if not reply["ok"]:
-                raise_error(reply["error"])
+                raise from_wire(reply["error"], default=InternalError)
             return reply["result"]
         return reply
 
@@ -300,16 +282,3 @@ class HostGroup:
             if answer is True:
                 return name
         return None
-
-    def check_env(self, env_type: str, families: list[str]) -> None:
-        if env_type not in families:
-            raise UnknownEnvironment(f"unknown environment {env_type!r}; available: {families}")
-
-    def kill_all(self) -> None:
-        for handle in self.handles.values():
-            try:
-                ray.get(handle.shutdown.remote(), timeout=30)
-            except Exception:  # a host that cannot shut down cleanly is killed anyway
-                log.warning("host did not shut down cleanly")
-            ray.kill(handle)
-        self.handles.clear()

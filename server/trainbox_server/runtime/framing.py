@@ -39,11 +39,15 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body) if orjson is not None else json.loads(body)
 
 
-def encode(message: Any) -> bytes:
-    body = dumps(message)
+def frame(body: bytes) -> bytes:
+    """``body`` behind its length header; FrameError when it is over the frame limit (every encoder's check)."""
     if len(body) > MAX_FRAME:
         raise FrameError(f"frame of {len(body)} bytes exceeds the {MAX_FRAME}-byte limit")
     return HEADER.pack(len(body)) + body
+
+
+def encode(message: Any) -> bytes:
+    return frame(dumps(message))
 
 
 def decode_length(header: bytes) -> int:

@@ -27,7 +27,8 @@ from trainbox_server.envs.appworld_view import SANDBOX_ROOT, evaluator_binds, wo
 from trainbox_server.envs.releases import env_suffix, family_of
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
 from trainbox_server.runtime import sandbox
-from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python, rss_kib
+from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python
+from trainbox_server.runtime.procfs import tree_rss_kib
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class FamilyPool:
         for worker in list(self.active):
             if worker.instances or worker.dead or now - worker.emptied_at < idle_for:
                 continue
-            if rss_kib(worker.pid) - worker.ready_rss_kib > growth_kib:
+            if tree_rss_kib(worker.pid) - worker.ready_rss_kib > growth_kib:
                 self._retire(worker)
                 recycled += 1
         return recycled

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from trainbox_server.envs import releases
-from trainbox_server.errors import EnvironmentUnavailable, InstanceLost, StepTimeout, TrainboxError, from_worker
+from trainbox_server.errors import EnvironmentUnavailable, InstanceLost, StepTimeout, TrainboxError, from_wire
 from trainbox_server.runtime import sandbox
 from trainbox_server.runtime.framing import HEADER, decode_length, encode, loads
+from trainbox_server.runtime.procfs import tree_rss_kib
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class WorkerProcess:
         worker = cls(spec, proc)
         try:
             worker.info = await asyncio.wait_for(asyncio.shield(worker._ready), spec.start_timeout)
-            worker.ready_rss_kib = rss_kib(worker.pid)
+            worker.ready_rss_kib = tree_rss_kib(worker.pid)
         except (TimeoutError, TrainboxError) as exc:
             worker.kill("did not start")
             tail = " | ".join(list(worker.stderr_tail)[-5:])
@@ -217,8 +218,7 @@ class WorkerProcess:
         if reply.get("ok"):
             future.set_result(reply.get("result"))
         else:
-            error = reply.get("error") or {}
-            future.set_exception(from_worker(error.get("kind", ""), error.get("message", "")))
+            future.set_exception(from_wire(reply.get("error") or {}))
         if reply.get("fatal"):  # the worker is about to exit: route nothing more to it
             self.culprit = self._pending_instance.get(reply.get("id", -1))
             self.kill(str((reply.get("error") or {}).get("message", "fatal error")))
@@ -236,22 +236,6 @@ def _describe_exit(code: int) -> str:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         return f"killed by {name}"
     return f"exited with code {code}"
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and its descendants (a sandboxed worker runs below bubblewrap);
-    0 when it is gone."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            with open(f"/proc/{current}/status") as status:
-                total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                todo += [int(child) for child in children.read().split()]
-        except (OSError, ValueError):
-            continue
-    return total
 
 
 def default_python(family: str) -> str:

@@ -41,7 +41,8 @@ from trainbox_server.errors import (
     UnknownSplit,
 )
 from trainbox_server.runtime.pool import FamilyConfig, FamilyPool
-from trainbox_server.runtime.process import WorkerProcess, default_python, rss_kib
+from trainbox_server.runtime.process import WorkerProcess, default_python
+from trainbox_server.runtime.procfs import tree_rss_kib
 
 log = logging.getLogger(__name__)
 LOST_MEMORY = 100_000  # how many lost instance ids are remembered
@@ -418,7 +419,7 @@ class Runtime:
         for name, pool in self.pools.items():
             out["families"][name] = {
                 "processes": [
-                    {"pid": w.pid, "instances": len(w.instances), "rss_kib": rss_kib(w.pid)} for w in pool.workers
+                    {"pid": w.pid, "instances": len(w.instances), "rss_kib": tree_rss_kib(w.pid)} for w in pool.workers
                 ],
                 "idle": len(pool.idle),
                 "starting": pool.starting,

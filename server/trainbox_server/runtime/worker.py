@@ -21,8 +21,17 @@ import time
 import traceback
 from typing import Any
 
-from trainbox_server.envs.base import EnvError, Family, Instance, InvalidAction, NotForkable, load_family
+from trainbox_server.envs.base import Family, Instance, load_family
+from trainbox_server.errors import (
+    EnvironmentFailure,
+    InstanceLost,
+    InvalidAction,
+    NotForkable,
+    RequestError,
+    TrainboxError,
+)
 from trainbox_server.runtime.framing import FrameError, encode, read_frame
+from trainbox_server.runtime.procfs import status_kib
 
 
 def _take_protocol_fds() -> tuple[int, int]:
@@ -42,6 +51,7 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+OUT_OF_MEMORY = "the instance exceeded the worker's memory limit"
 IDLE_TRIM_SECONDS = 2.0  # an emptied worker trims after this long without requests (not on the hot path)
 
 
@@ -56,20 +66,9 @@ def _near_memory_limit() -> bool:
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
     if limit == resource.RLIM_INFINITY:
         return False
-    try:
-        with open("/proc/self/status") as status:
-            peak = next((int(line.split()[1]) for line in status if line.startswith("VmPeak:")), 0)
-    except OSError:  # a sandbox without /proc: the peak resident size is the best we know
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # without /proc (a sandbox may hide it) the peak resident size is the best we know
+    peak = status_kib("self", "VmPeak") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak * 1024 >= 0.9 * limit
-
-
-def _rss_kib() -> int:
-    try:
-        with open("/proc/self/status") as status:
-            return next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
-    except OSError:  # a sandbox without /proc
-        return 0
 
 
 MAX_REPLY_BYTES = int(os.environ.get("TRAINBOX_MAX_REPLY_BYTES", str(16 * 1024 * 1024)))
@@ -88,17 +87,17 @@ class WorkerServer:
     def handle(self, op: str, args: dict[str, Any]) -> Any:
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
-            raise EnvError(f"unknown worker op {op!r}")
+            raise RequestError(f"unknown worker op {op!r}")
         return handler(**args)
 
     def _instance(self, instance_id: str) -> Instance:
         try:
             return self.instances[instance_id]
         except KeyError:
-            raise EnvError(f"instance {instance_id!r} is not hosted by this worker") from None
+            raise RequestError(f"instance {instance_id!r} is not hosted by this worker") from None
 
     def op_ping(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "instances": len(self.instances), "rss_kib": _rss_kib()}
+        return {"pid": os.getpid(), "instances": len(self.instances), "rss_kib": status_kib()}
 
     def op_tasks(self, split: str) -> list[str]:
         return self.family.task_ids(split)
@@ -140,12 +139,12 @@ class WorkerServer:
     def op_export_state(self, instance_id: str) -> Any:
         export = getattr(self._instance(instance_id), "export_state", None)
         if export is None:
-            raise EnvError(f"{self.family.name} instances cannot export their state")
+            raise RequestError(f"{self.family.name} instances cannot export their state")
         return export()
 
     def op_judge(self, task_id: str, state: Any, sparse: bool) -> dict[str, Any]:
         if self.judge is None:
-            raise EnvError("this worker is not an evaluator")
+            raise RequestError("this worker is not an evaluator")
         evaluation = self.judge.judge(task_id, state, sparse)
         return {"reward": evaluation.reward, "details": evaluation.details}
 
@@ -184,7 +183,7 @@ def serve(family_name: str, judge_role: bool = False) -> int:
     started = time.monotonic()
     try:
         family = load_family(family_name)
-    except EnvError as exc:  # e.g. this interpreter has another release: the runtime says so to its callers
+    except TrainboxError as exc:  # e.g. this interpreter has another release: the runtime says so to its callers
         _write(proto_out, encode({"id": 0, **_error(exc.kind, str(exc))}))
         return 2
     judge = _load_judge(family_name) if judge_role else None
@@ -240,24 +239,24 @@ def _write(fd: int, frame: bytes) -> None:
 def _dispatch(server: WorkerServer, request: Any) -> dict[str, Any]:
     try:
         return {"ok": True, "result": server.handle(request["op"], request.get("args") or {})}
-    except EnvError as exc:
-        return _error(exc.kind, str(exc))
+    except TrainboxError as exc:  # the adapter's refusal: its kind goes on the wire as it is
+        return _error(exc.kind, exc.message)
     except RecursionError:
         return _error(InvalidAction.kind, "the action is nested too deeply to process")
     except MemoryError:
         if not _near_memory_limit():  # e.g. the parser's own stack: the input, not the process, is at fault
             return _error(InvalidAction.kind, "the action is too large or nested too deeply to process")
         # The process may be in a bad state: report, then let the runtime replace it.
-        return {**_error("out_of_memory", "the instance exceeded the worker's memory limit"), "fatal": True}
+        return {**_error(InstanceLost.kind, OUT_OF_MEMORY), "fatal": True}
     except SystemExit:
         # Running out of memory inside an engine's own error handling can surface as SystemExit too.
         if _near_memory_limit():
-            return {**_error("out_of_memory", "the instance exceeded the worker's memory limit"), "fatal": True}
-        return {**_error("worker_exit", "the action tried to exit the worker process"), "fatal": True}
+            return {**_error(InstanceLost.kind, OUT_OF_MEMORY), "fatal": True}
+        return {**_error(InstanceLost.kind, "the action tried to exit the worker process"), "fatal": True}
     except Exception as exc:  # an adapter bug: log it here, send only its type across the pipe
         traceback.print_exc()
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
-        return _error("env_internal", f"the environment failed: {type(exc).__name__}: {detail}")
+        return _error(EnvironmentFailure.kind, f"the environment failed: {type(exc).__name__}: {detail}")
 
 
 if __name__ == "__main__":

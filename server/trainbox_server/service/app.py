@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,9 +21,11 @@ from trainbox_server.errors import (
     RequestError,
     TrainboxError,
 )
-from trainbox_server.service import api_compat, api_v1, fast_routes
+from trainbox_server.service import api_compat, api_v1
+from trainbox_server.service.bounds import invalid, validation_message
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
+from trainbox_server.service.fast_routes import body_model
 from trainbox_server.service.metrics import REGISTRY, HostCollector
 from trainbox_server.service.middleware import BearerAuth, BodyLimit, ErrorGuard, error_response
 from trainbox_server.service.schemas import DESCRIPTIONS
@@ -45,13 +48,9 @@ async def on_trainbox_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = []
-    if any(e.get("type") == "json_invalid" for e in exc.errors()):
-        problems.append("the body is not valid JSON")
-    for error in [e for e in exc.errors() if e.get("type") != "json_invalid"][:5]:
-        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
-        problems.append(f"{where}: {error.get('msg', 'invalid')}")
-    return error_response(request.url.path, InvalidRequest("invalid request: " + "; ".join(problems)))
+    route = request.scope.get("route")
+    model = body_model(route.endpoint)[0] if isinstance(route, APIRoute) else None
+    return error_response(request.url.path, invalid(validation_message(exc.errors(), model)))
 
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -96,8 +95,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
-    app.router.routes.extend(fast_routes.ROUTES)  # matched before the documented routes added next
     app.include_router(api_v1.router)
+    app.include_router(api_v1.hot)
     app.include_router(api_compat.router)
     app.add_exception_handler(TrainboxError, on_trainbox_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

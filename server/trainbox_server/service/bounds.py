@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from trainbox_server.errors import InvalidRequest
 from trainbox_server.hosts.lifecycle import caller_id_problem
@@ -40,6 +43,28 @@ class InputLimits:
 
 def invalid(message: str) -> InvalidRequest:
     return InvalidRequest(f"invalid request: {message}")
+
+
+NOT_AN_OBJECT = frozenset({"model_type", "model_attributes_type", "dict_type"})
+
+
+def validation_message(errors: Sequence[Any], model: type[BaseModel] | None = None) -> str:
+    """Pydantic's validation errors of a request body (FastAPI's, located under "body", or a model's own)
+    said plainly: where, what was wrong, what is accepted. The first five; ``model`` names the fields."""
+    fields = f"; accepted: {sorted(model.model_fields)}" if model is not None else ""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return "the body is not valid JSON (or nests too deep)"
+    problems = []
+    for error in errors[:5]:
+        loc = tuple(error.get("loc", ()))
+        where = ".".join(str(part) for part in (loc[1:] if loc[:1] == ("body",) else loc))
+        if not where and error.get("type") in NOT_AN_OBJECT | {"missing"}:
+            problems.append(f"the body must be an object{fields}")
+        elif error.get("type") == "extra_forbidden":
+            problems.append(f"{where}: unknown field{fields}")
+        else:
+            problems.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(problems)
 
 
 def json_problem(value: Any, limits: InputLimits, root: str = "value") -> str | None:

@@ -380,6 +380,3 @@ class SandboxService:
         if released:
             self.ledger.released(host)
         return released
-
-    async def stats(self) -> dict[str, Any]:
-        return {"hosts": [h.extra for h in self.loads if h.alive], "creates_in_flight": self.creates_in_flight}

@@ -1,10 +1,13 @@
-"""Request bodies of the REST API (pydantic: FastAPI validates them and documents them in OpenAPI)."""
+"""Request bodies of the REST API (pydantic: FastAPI validates them and documents them in OpenAPI; the
+hot routes validate with the same models, see ``fast_routes``). The limits of a body live here."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trainbox_server.service.bounds import MAX_REQUEST_ID_CHARS, MAX_STEP_TIMEOUT
 
 
 class CreateRequest(BaseModel):
@@ -73,12 +76,12 @@ class StepRequest(BaseModel):
 
     action: dict[str, Any] = Field(description="the assistant message (OpenAI chat format)")
     request_id: str | None = Field(
-        default=None, min_length=1, max_length=200, description="repeat it to retry safely (a string)"
+        default=None, min_length=1, max_length=MAX_REQUEST_ID_CHARS, description="repeat it to retry safely (a string)"
     )
     timeout: float | None = Field(
         default=None,
         gt=0,
-        le=3600,
+        le=MAX_STEP_TIMEOUT,
         strict=True,
         allow_inf_nan=False,
         description="seconds before the step is stopped; at least TRAINBOX_MIN_STEP_TIMEOUT (1 s)",
