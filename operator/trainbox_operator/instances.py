@@ -15,6 +15,8 @@ from typing import Any
 
 from trainbox_operator import conditions as c
 
+TTL_SECONDS = 300  # the CRD's default of spec.ttlSeconds (tests/test_settings_pure.py checks both)
+
 MESSAGE_CAP = 4096
 
 
@@ -54,7 +56,7 @@ def create_request(body: dict[str, Any]) -> dict[str, Any]:
         "task_id": spec["taskId"],
         "params": spec.get("params") or {},
         "instance_id": instance_id_for(body),
-        "idle_ttl": spec.get("ttlSeconds", 300),
+        "idle_ttl": spec.get("ttlSeconds", TTL_SECONDS),
     }
     if spec.get("maxLifetimeSeconds"):
         request["max_lifetime"] = spec["maxLifetimeSeconds"]

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from trainbox_server.envs import FAMILY_MODULES, releases
+from trainbox_server.envs import releases
 from trainbox_server.envs.base import SPLITS
 from trainbox_server.errors import (
     Busy,
@@ -52,9 +52,6 @@ class SandboxService:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.limits = config.input_limits()
-        unknown = sorted(set(config.environments) - set(FAMILY_MODULES))
-        if unknown:
-            raise ValueError(f"TRAINBOX_ENVIRONMENTS names {unknown}; known families: {sorted(FAMILY_MODULES)}")
         settings = HostSettings(
             name="",
             idle_ttl=config.idle_ttl,
@@ -62,7 +59,7 @@ class SandboxService:
             max_ttl=config.max_ttl,
             max_live=config.max_live_per_host,
             sweep_interval=config.sweep_interval,
-            families=config.families,
+            families=config.family_overrides(),
             environments=config.environments,
         )
         self.hosts = HostGroup(settings, config.hosts_per_node)
@@ -186,8 +183,8 @@ class SandboxService:
         c = self.config
         if self.creates_in_flight + count > c.max_creates_in_flight:
             raise Busy(f"{self.creates_in_flight} creations are in flight (limit {c.max_creates_in_flight})", 1.0)
-        if self.ledger.total() + count > c.max_live_total:
-            raise CapacityExceeded(f"the service holds its maximum of {c.max_live_total} live instances", 5.0)
+        if self.ledger.total() + count > c.max_live:
+            raise CapacityExceeded(f"the service holds its maximum of {c.max_live} live instances", 5.0)
         serving = self.serving()
         if not serving:
             raise HostsUnavailable("no host serves right now (they are being re-created); retry", NO_HOST_RETRY)
@@ -249,8 +246,8 @@ class SandboxService:
         c = self.config
         if self.creates_in_flight + count > c.max_creates_in_flight:
             raise Busy(f"{self.creates_in_flight} creations are in flight (limit {c.max_creates_in_flight})", 1.0)
-        if self.ledger.total() + count > c.max_live_total:
-            raise CapacityExceeded(f"the service holds its maximum of {c.max_live_total} live instances", 5.0)
+        if self.ledger.total() + count > c.max_live:
+            raise CapacityExceeded(f"the service holds its maximum of {c.max_live} live instances", 5.0)
 
     def _snapshot_host(self, snapshot_id: object) -> str:
         if not is_snapshot_id(snapshot_id):
