@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from trainbox_server.envs import FAMILY_MODULES
 from trainbox_server.envs.releases import family_of
+from trainbox_server.hosts.host import HostSettings
 from trainbox_server.hosts.lifecycle import IDLE_TTL, MAX_LIFETIME, MAX_LIVE_PER_HOST, MAX_TTL
 from trainbox_server.runtime.pool import FamilyConfig
 from trainbox_server.service.bounds import InputLimits
@@ -124,6 +125,19 @@ class ServiceConfig(BaseModel):
     def family_overrides(self) -> dict[str, dict[str, Any]]:
         """``families`` as plain dicts of the settings given (what hosts pass to ``FamilyConfig``)."""
         return {name: o.model_dump(exclude_unset=True) for name, o in self.families.items()}
+
+    def host_settings(self) -> HostSettings:
+        """What every host is started with (its name, architecture and address are the host group's)."""
+        return HostSettings(
+            name="",
+            idle_ttl=self.idle_ttl,
+            max_lifetime=self.max_lifetime,
+            max_ttl=self.max_ttl,
+            max_live=self.max_live_per_host,
+            sweep_interval=self.sweep_interval,
+            families=self.family_overrides(),
+            environments=self.environments,
+        )
 
     def input_limits(self) -> InputLimits:
         return InputLimits(
