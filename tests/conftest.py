@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from tests.fastlane import App
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow`` marks every test that starts Ray, a service process, worker pools or a cluster: the k8s, images
+    and appworld markers imply it (their tests start a control plane, containers or AppWorld's pools)."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in ("k8s", "images", "appworld")):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
     cluster = RayCluster.start()

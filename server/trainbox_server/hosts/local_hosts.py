@@ -60,9 +60,18 @@ class LocalHosts:
             self.run(host.shutdown(), timeout)
             if host._channel is not None:
                 self.run(host._channel.close(), timeout)
+        self.run(_cancel_the_rest(), timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         self.loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel what still runs on the loop (connections being served, pool refills) and let it finish."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Method:
