@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tests.fastlane import App
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``slow`` marks every test that starts Ray, a service process, worker pools or a cluster: the k8s, images
     and appworld markers imply it (their tests start a control plane, containers or AppWorld's pools)."""
