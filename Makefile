@@ -20,8 +20,12 @@ run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld wh
 test: install install-reference k8s-tools images-for-tests  ## set up and run the whole test suite (what CI runs)
 	@$(PY) -m pytest -q --durations=15 tests
 
-test-fast: install  ## tests without the Kubernetes control plane and the images
-	@$(PY) -m pytest -q -m "not k8s and not images" tests
+# The fast lane and the pure tests: no Ray, no service process, no Kubernetes tools, no images (under a minute).
+# What only the slow tests import (the k8s test bed, schemathesis and hypothesis) is not even loaded.
+FAST := -m "not slow" --ignore=tests/k8s --ignore=tests/test_openapi_conformance.py \
+	-p no:schemathesis -p no:hypothesispytest --junit-xml=build/test-results/junit-fast.xml
+test-fast: install  ## the fast lane (in-process hosts, real workers) and the pure tests: no Ray, no k8s tools
+	@$(PY) -m pytest -q --durations=10 $(FAST) tests
 
 lint: install  ## ruff + mypy
 	@.venv/bin/ruff check server sdk operator tests bench

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real two-node Ray cluster (amd64 + arm64 labels) and a real trainbox service on it."""
+"""Shared fixtures: a real two-node Ray cluster (amd64 + arm64 labels) and a real trainbox service on it; the
+fast lane's in-process hosts and app (tests/fastlane.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,26 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from trainbox_server.runtime.process import default_python
 
 from tests.servicekit import REPO, RayCluster, Service, start_service
+
+if TYPE_CHECKING:
+    from trainbox_server.hosts.local_hosts import LocalHosts
+
+    from tests.fastlane import App
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow`` marks every test that starts Ray, a service process, worker pools or a cluster: the k8s, images
+    and appworld markers imply it (their tests start a control plane, containers or AppWorld's pools)."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in ("k8s", "images", "appworld")):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +55,22 @@ def appworld_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     builder = [python, "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)]
     subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
     return root
+
+
+@pytest.fixture(scope="session")
+def local_hosts() -> Iterator[LocalHosts]:
+    """The fast lane's hosts: in this process, real BFCL workers, no Ray (imported here: only it needs them)."""
+    from tests.fastlane import HOST_SETTINGS, LocalHosts
+
+    hosts = LocalHosts(HOST_SETTINGS, archs=("amd64", "arm64")).start()
+    yield hosts
+    hosts.stop()
+
+
+@pytest.fixture(scope="module")
+def app(local_hosts: LocalHosts) -> Iterator[App]:
+    """The fast lane's app with the default settings, shared by a module."""
+    from tests.fastlane import local_app
+
+    with local_app(local_hosts) as running:
+        yield running

@@ -1,4 +1,6 @@
-"""AppWorld: real worlds on a dataset built by the project's builder, driven through the Runtime API.
+"""AppWorld: real worlds on a dataset built by the project's builder, driven through the Runtime API, and a
+fork of an episode (it re-runs the episode's code in a fresh world from the warm pool, so it carries the
+databases, the interaction count and the python variables the code defined; each fork then goes its own way).
 
 The dataset (``trainbox_server.envs.appworld_dataset``) is built once per session into a temporary
 APPWORLD_ROOT by the AppWorld venv's interpreter. The pure parts of the adapter (action parsing, split
@@ -244,3 +246,27 @@ async def test_missing_data_names_the_command(tmp_path: Path) -> None:
             await rt.create("appworld", "3d9a636_1")
     for error in (listing.value, creating.value):
         assert "make appworld-data" in str(error) and "APPWORLD_ROOT" in str(error)
+
+
+def fenced(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": f"```python\n{text}\n```"}
+
+
+@pytest.mark.appworld
+@module_loop
+async def test_forks_carry_the_world_and_the_variables(runtime: Runtime, appworld_root: Path) -> None:
+    task = (await runtime.task_ids("appworld", "train"))[0]
+    answer = (appworld_root / "data" / "tasks" / task / "ground_truth" / "answer.json").read_text().strip()
+    source = (await runtime.create("appworld", task)).instance_id
+    await runtime.step(source, fenced(LOGIN + "remembered = 'kept across the fork'"))
+    right, wrong = "fork-right", "fork-wrong"
+    await runtime.fork(source, [right, wrong])
+    seen = (await runtime.step(right, fenced("print(remembered, token is not None)"))).messages[-1]["content"]
+    assert "kept across the fork" in seen and "True" in seen
+    done = await runtime.step(right, fenced(f"apis.supervisor.complete_task(answer={answer})"))
+    assert done.terminated and done.reward == 1.0
+    failed = await runtime.step(wrong, fenced("apis.supervisor.complete_task(answer=123456)"))
+    assert failed.terminated and failed.reward < 1.0
+    assert not (await runtime.step(source, fenced("print('source goes on')"))).terminated  # untouched
+    for instance in (source, right, wrong):
+        await runtime.close(instance)

@@ -39,7 +39,7 @@ from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 
 from tests import bfcl_replay as replay
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]  # every test starts workers
 CONCURRENCY = 16
 RELEASES = replay.RELEASES
 

@@ -61,6 +61,7 @@ async def assert_intact(runtime: Runtime, instances: list[str]) -> None:
         await runtime.close(instance)
 
 
+@pytest.mark.slow
 @in_module_loop
 @pytest.mark.parametrize("name", list(HOSTILE))
 async def test_a_hostile_action_is_the_instances_invalid_action(runtime: Runtime, name: str) -> None:
@@ -76,6 +77,7 @@ async def test_a_hostile_action_is_the_instances_invalid_action(runtime: Runtime
     await assert_intact(runtime, others)
 
 
+@pytest.mark.slow
 @in_module_loop
 @pytest.mark.parametrize("action", ["[power(base=3, exponent=1000000000)]", "[mkdir(dir_name='x')]"])
 async def test_a_step_past_its_timeout_costs_only_the_offender(runtime: Runtime, action: str) -> None:

@@ -1,5 +1,6 @@
-"""BFCL releases through a real service (real Ray, real workers): what ``GET /v1/environments`` lists, and how
-both APIs choose a release — the plain ``bfcl`` is the current one; a name or a ``version`` param pins another."""
+"""BFCL releases through the real app (the fast lane: in-process hosts, real workers): what
+``GET /v1/environments`` lists, and how both APIs choose a release — the plain ``bfcl`` is the current one; a
+name or a ``version`` param pins another."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import pytest
 from trainbox_server.envs.releases import RELEASES
 
 from tests import bfcl_replay as replay
-from tests.servicekit import Service
+from tests.fastlane import App
 
-pytestmark = pytest.mark.slow
 CURRENT, PREVIOUS = RELEASES["bfcl"][:2]
 
 
-def test_environments_list_every_release(service: Service) -> None:
-    with service.client() as client:
+def test_environments_list_every_release(app: App) -> None:
+    with app.client() as client:
         listed = {e["name"]: e for e in client.get("/v1/environments").json()["environments"]}
     assert listed["bfcl"]["release"] == CURRENT and listed["bfcl"]["releases"] == list(RELEASES["bfcl"])
     for release in RELEASES["bfcl"]:
@@ -48,16 +48,16 @@ def compat_episode(client, env_type: str, params: dict) -> tuple[dict, dict]:
     ],
 )
 def test_reference_routes_default_to_the_current_release_and_pin_another(
-    service: Service, env_type: str, params: dict, release: str
+    app: App, env_type: str, params: dict, release: str
 ) -> None:
-    with service.client() as client:
+    with app.client() as client:
         info, evaluation = compat_episode(client, env_type, params)
     assert info["release"] == release and info["env_type"] == f"bfcl@{release}"
     assert evaluation["accuracy"] == 1.0 and evaluation["valid"] is True  # the reference's BFCL evaluation dict
 
 
-def test_an_unknown_release_is_a_404_naming_those_served(service: Service) -> None:
-    with service.client() as client:
+def test_an_unknown_release_is_a_404_naming_those_served(app: App) -> None:
+    with app.client() as client:
         response = client.post("/v1/instances", json={"env_type": "bfcl", "task_id": "multi_turn_base_0",
                                                       "params": {"version": "1999.1.1"}})  # fmt: skip
     assert response.status_code == 404 and response.json()["error"]["kind"] == "unknown_environment"

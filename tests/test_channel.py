@@ -89,13 +89,16 @@ def test_a_bad_frame_fails_one_request_not_the_connection() -> None:
 
 def test_an_unreadable_reply_fails_one_call() -> None:
     async def fake_host(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read(reader)  # hello
-        first, second = await _read(reader), await _read(reader)
-        broken = b'{"id":%d,"reply":\xff' % first["id"]
-        writer.write(HEADER.pack(len(broken)) + broken)
-        writer.write(_frame({"id": second["id"], "reply": {"ok": True, "result": 2}}))
-        await writer.drain()
-        await asyncio.sleep(5)
+        try:
+            await _read(reader)  # hello
+            first, second = await _read(reader), await _read(reader)
+            broken = b'{"id":%d,"reply":\xff' % first["id"]
+            writer.write(HEADER.pack(len(broken)) + broken)
+            writer.write(_frame({"id": second["id"], "reply": {"ok": True, "result": 2}}))
+            await writer.drain()
+            await asyncio.sleep(5)
+        finally:
+            writer.close()
 
     async def main() -> None:
         server = await asyncio.start_server(fake_host, "127.0.0.1", 0)

@@ -22,6 +22,7 @@ def test_chart_crds_do_not_drift(crd: str) -> None:
     )
 
 
+@pytest.mark.k8s  # helm, from make k8s-tools
 def test_raw_manifests_are_the_rendered_chart() -> None:
     """`kubectl apply -f crds/deploy/` installs what the chart installs: the file is a render of the chart."""
     rendered = subprocess.run(
@@ -34,6 +35,7 @@ def test_raw_manifests_are_the_rendered_chart() -> None:
     )
 
 
+@pytest.mark.k8s  # helm, from make k8s-tools
 def test_secrets_are_read_only_in_named_namespaces() -> None:
     """The ClusterRole grants no Secrets; a Role per named namespace (the release's by default) does."""
     helm = str(Tools.locate().bin("helm"))
@@ -48,6 +50,7 @@ def test_secrets_are_read_only_in_named_namespaces() -> None:
     assert roles == {ns: [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}] for ns in ("rel", "a")}
 
 
+@pytest.mark.k8s  # helm, from make k8s-tools
 def test_helm_lint_and_template_with_a_sandbox() -> None:
     helm = str(Tools.locate().bin("helm"))
     subprocess.run([helm, "lint", "--strict", str(CHART)], check=True, capture_output=True)

@@ -1,20 +1,20 @@
-"""Every request gets an answer, and the right one: hostile and clumsy inputs against a real service on a
-real Ray with real BFCL workers (a co-tenant instance must keep serving throughout), plus admission that
-counts every create at once."""
+"""Every request gets an answer, and the right one: hostile and clumsy inputs against the real app with real
+BFCL workers (the fast lane: in-process hosts; a co-tenant instance must keep serving throughout), plus
+admission that counts every create at once."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from trainbox_server.hosts.local_hosts import LocalHosts
 
-from tests.servicekit import RayCluster, Service, start_service
+from tests.fastlane import App, local_app
 
-pytestmark = pytest.mark.slow
 BODY = {"env_type": "bfcl", "task_id": "multi_turn_base_0"}
 LS = {"role": "assistant", "content": "[ls()]"}
 MAX_BODY = 256 * 1024
@@ -29,19 +29,13 @@ def deep(levels: int) -> object:
 
 
 @pytest.fixture(scope="module")
-def small(ray_cluster: RayCluster) -> Iterator[Service]:
-    svc = start_service(
-        ray_cluster.address,
-        TRAINBOX_HOSTS_PER_NODE="1",
-        TRAINBOX_MAX_LIVE=str(MAX_LIVE),
-        TRAINBOX_MAX_BODY_BYTES=str(MAX_BODY),
-    )
-    yield svc
-    svc.stop()
+def small(local_hosts: LocalHosts) -> Iterator[App]:
+    with local_app(local_hosts, max_live=MAX_LIVE, max_body_bytes=MAX_BODY) as running:
+        yield running
 
 
 @pytest.fixture()
-def bystander(small: Service) -> Iterator[str]:
+def bystander(small: App) -> Iterator[str]:
     """A live instance that must keep serving whatever the other requests do."""
     with small.client() as client:
         iid = client.post("/v1/instances", json=BODY).json()["instances"][0]["instance_id"]
@@ -77,7 +71,7 @@ BIG = 10**30
         ("/get_env_profile", {"env_type": "bfcl", "params": {"split": {"a": 1}}}, "split"),
     ],
 )
-def test_bad_creates_and_profiles_are_422(small: Service, bystander: str, path: str, body: dict, says: str) -> None:
+def test_bad_creates_and_profiles_are_422(small: App, bystander: str, path: str, body: dict, says: str) -> None:
     with small.client() as client:
         refused(client.post(path, json=body), 422, says)
 
@@ -97,7 +91,7 @@ def test_bad_creates_and_profiles_are_422(small: Service, bystander: str, path: 
     ],
 )
 def test_bad_steps_are_answered_and_harm_no_one(
-    small: Service, bystander: str, route: str, body: dict, says: str | None
+    small: App, bystander: str, route: str, body: dict, says: str | None
 ) -> None:
     with small.client() as client:
         if route == "v1":
@@ -110,7 +104,7 @@ def test_bad_steps_are_answered_and_harm_no_one(
             refused(response, 422, says)
 
 
-def test_non_standard_json_numbers_are_refused(small: Service, bystander: str) -> None:
+def test_non_standard_json_numbers_are_refused(small: App, bystander: str) -> None:
     with small.client() as client:
         headers = {"content-type": "application/json"}
         raw = b'{"env_type": "bfcl", "task_id": "multi_turn_base_0", "idle_ttl": Infinity}'
@@ -127,7 +121,7 @@ def test_non_standard_json_numbers_are_refused(small: Service, bystander: str) -
         refused(client.post(f"/v1/instances/{bystander}/step", content=step, headers=headers), 422, "nests too deep")
 
 
-def test_body_size_limit(small: Service, bystander: str) -> None:
+def test_body_size_limit(small: App, bystander: str) -> None:
     with small.client() as client:
         big = {"action": {**LS, "pad": "x" * (MAX_BODY + 10)}}
         response = client.post(f"/v1/instances/{bystander}/step", json=big)
@@ -146,7 +140,7 @@ def test_body_size_limit(small: Service, bystander: str) -> None:
         assert response.status_code == 413 and response.json()["success"] is False
 
 
-def test_ids_of_unknown_hosts_are_lost_not_unknown(small: Service) -> None:
+def test_ids_of_unknown_hosts_are_lost_not_unknown(small: App) -> None:
     ghost = f"host-amd64-0123456789-0-dead00--{uuid.uuid4().hex}"
     with small.client() as client:
         for response in (
@@ -159,31 +153,32 @@ def test_ids_of_unknown_hosts_are_lost_not_unknown(small: Service) -> None:
         assert client.get("/v1/instances/..%2F..%2Fetc").status_code == 404
 
 
-async def _burst(url: str, n: int, custom: bool) -> Counter[int]:
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=16)) as client:
+def _burst(app: App, n: int, custom: bool) -> Counter[int]:
+    """``n`` creates at once (16 in flight, as 16 connections would have)."""
 
-        async def one(i: int) -> httpx.Response:
-            body = {**BODY, "instance_id": f"burst-{uuid.uuid4().hex[:8]}-{i}"} if custom else BODY
-            return await client.post("/v1/instances", json=body)
+    def one(i: int) -> httpx.Response:
+        body = {**BODY, "instance_id": f"burst-{uuid.uuid4().hex[:8]}-{i}"} if custom else BODY
+        return app.http.post("/v1/instances", json=body)
 
-        responses = await asyncio.gather(*(one(i) for i in range(n)))
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(one, range(n)))
         for r in responses:
             if r.status_code == 429:
                 assert int(r.headers["Retry-After"]) >= 1 and r.json()["error"]["kind"] == "capacity_exceeded"
         made = [r.json()["instances"][0]["instance_id"] for r in responses if r.status_code == 200]
-        await asyncio.gather(*(client.delete(f"/v1/instances/{iid}") for iid in made))
-        return Counter(r.status_code for r in responses)
+        list(pool.map(lambda iid: app.http.delete(f"/v1/instances/{iid}"), made))
+    return Counter(r.status_code for r in responses)
 
 
 @pytest.mark.parametrize("custom", [True, False], ids=["caller-ids", "generated-ids"])
-def test_admission_counts_every_create_at_once(small: Service, custom: bool) -> None:
+def test_admission_counts_every_create_at_once(small: App, custom: bool) -> None:
     with small.client() as client:
         live = sum(h["live"] for h in client.get("/v1/hosts").json()["hosts"] if h["alive"])
-    codes = asyncio.run(_burst(small.url, 2 * MAX_LIVE, custom))
+    codes = _burst(small, 2 * MAX_LIVE, custom)
     assert codes[200] == MAX_LIVE - live and codes[429] == MAX_LIVE + live, codes
 
 
-def test_release_frees_room_at_once(small: Service) -> None:
+def test_release_frees_room_at_once(small: App) -> None:
     with small.client() as client:
         held = []
         while (response := client.post("/v1/instances", json=BODY)).status_code == 200:

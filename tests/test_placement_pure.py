@@ -39,5 +39,5 @@ def test_environments_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TRAINBOX_ENVIRONMENTS", " bfcl, appworld ")
     assert ServiceConfig.from_env().environments == ("bfcl", "appworld")
     monkeypatch.setenv("TRAINBOX_ENVIRONMENTS", "bfcl,nope")
-    with pytest.raises(ValueError, match="TRAINBOX_ENVIRONMENTS names \\['nope'\\]"):
+    with pytest.raises(ValueError, match="TRAINBOX_ENVIRONMENTS: unknown families \\['nope'\\]"):
         SandboxService(ServiceConfig.from_env())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -98,7 +98,7 @@ def test_token_is_required_and_accepted(restricted_service, monkeypatch):
         assert box.get_env_profile("bfcl")
 
 
-def test_admission_control_and_create_retry(restricted_service):
+def test_admission_control_and_create_retry(restricted_service, caplog):
     """The service holds TRAINBOX_MAX_LIVE instances: one more is refused with 429; a retrying create gets in once
     an instance is released, and a create that may not retry raises at once with the service's wait."""
     url, token = restricted_service.url, restricted_service.env["TRAINBOX_TOKEN"]
@@ -114,10 +114,12 @@ def test_admission_control_and_create_retry(restricted_service):
 
         release = threading.Timer(1.0, box.release_instance, args=(held[0],))
         release.start()
-        started = time.monotonic()
-        created = box.create_instance("bfcl", "multi_turn_base_0")  # 429, waits Retry-After, then succeeds
+        with caplog.at_level(logging.DEBUG, logger="trainbox"):
+            created = box.create_instance("bfcl", "multi_turn_base_0")  # 429, waits Retry-After, then succeeds
         release.join()
-        assert created["info"]["instance_id"] and time.monotonic() - started >= 1.0
+        retries = [r.getMessage() for r in caplog.records if r.name == "trainbox"]
+        assert created["info"]["instance_id"] and retries, "the create got in without waiting for room"
+        assert all(m.startswith("POST /v1/instances failed") and "live instances" in m for m in retries), retries
 
 
 def test_unreachable_service_is_a_connect_error():

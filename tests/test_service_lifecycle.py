@@ -1,5 +1,6 @@
-"""Lifecycle and robustness of the real service: TTL release, admission control, auth, restarts, host loss,
-and many concurrent instances across hosts."""
+"""Lifecycle and robustness of the real service on a real Ray: the hosts' own sweeper, restarts, host loss, and
+many concurrent instances across hosts. (TTL decisions, admission and auth: test_service_local.py and
+test_admission_local.py, in the fast lane.)"""
 
 from __future__ import annotations
 
@@ -32,59 +33,13 @@ def released(client: httpx.Client, reason: str) -> int:
     return sum(h["released"].get(reason, 0) for h in client.get("/v1/hosts").json()["hosts"] if h["alive"])
 
 
-def test_idle_ttl_and_lifetime_release(service: Service) -> None:
+def test_the_hosts_sweeper_releases_idle_instances(service: Service) -> None:
+    """The sweeper runs by itself on a host actor (when exactly is the fast lane's TTL test)."""
     with service.client() as client:
-        idle_before, life_before = released(client, "idle"), released(client, "lifetime")
-        idle = client.post("/v1/instances", json={**BODY, "idle_ttl": 2}).json()["instances"][0]
-        assert idle["expires_at"] - idle["created_at"] == pytest.approx(2, abs=0.01)
-        waited = wait_gone(client, idle["instance_id"], within=2 + 4)
-        assert waited >= 1.0  # not before its time
-        busy = client.post("/v1/instances", json={**BODY, "max_lifetime": 3}).json()["instances"][0]
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline:  # kept busy, it still ends at its lifetime
-            if client.post(f"/v1/instances/{busy['instance_id']}/step", json={"action": LS}).status_code == 404:
-                break
-            time.sleep(0.3)
-        assert client.get(f"/v1/instances/{busy['instance_id']}").status_code == 404
+        idle_before = released(client, "idle")
+        iid = client.post("/v1/instances", json={**BODY, "idle_ttl": 1}).json()["instances"][0]["instance_id"]
+        wait_gone(client, iid, within=30)
         assert released(client, "idle") == idle_before + 1
-        assert released(client, "lifetime") == life_before + 1
-
-
-def test_admission_control(ray_cluster: RayCluster) -> None:
-    svc = start_service(ray_cluster.address, TRAINBOX_MAX_LIVE="3", TRAINBOX_MAX_GROUP="8")
-    try:
-        with svc.client() as client:
-            answers = [client.post("/v1/instances", json=BODY) for _ in range(3)]
-            assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
-            made = [a.json()["instances"][0] for a in answers]
-            time.sleep(1.5)  # the front's view of the hosts refreshes every second
-            refused = client.post("/v1/instances", json=BODY)
-            assert refused.status_code == 429, refused.text
-            assert int(refused.headers["Retry-After"]) >= 1
-            assert refused.json()["error"] == {**refused.json()["error"], "kind": "capacity_exceeded", "infra": True}
-            too_big = client.post("/v1/instances", json={**BODY, "count": 9})
-            assert too_big.status_code == 422 and "count" in too_big.json()["error"]["message"]
-            client.delete(f"/v1/instances/{made[0]['instance_id']}")
-            time.sleep(1.5)
-            assert client.post("/v1/instances", json=BODY).status_code == 200
-    finally:
-        svc.stop()
-
-
-def test_auth(ray_cluster: RayCluster) -> None:
-    svc = start_service(ray_cluster.address, TRAINBOX_TOKEN="s3cret")
-    try:
-        with svc.client() as client:
-            assert client.get("/healthz").status_code == 200
-            assert client.get("/readyz").status_code == 200
-            denied = client.get("/v1/environments")
-            assert denied.status_code == 401 and denied.json()["error"]["kind"] == "unauthorized"
-            assert client.get("/v1/environments", headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert client.post("/create", json=BODY).status_code == 401
-            ok = client.get("/v1/environments", headers={"Authorization": "Bearer s3cret"})
-            assert ok.status_code == 200
-    finally:
-        svc.stop()
 
 
 def test_front_restart_keeps_instances(ray_cluster: RayCluster) -> None:
@@ -144,7 +99,10 @@ def test_200_concurrent_instances_and_host_loss(ray_cluster: RayCluster) -> None
                 assert lost.json()["error"]["kind"] == "instance_lost" and lost.json()["error"]["infra"] is True
             for iid in by_host[survivor]:
                 assert client.post(f"/v1/instances/{iid}/step", json={"action": LS}).status_code == 200
-            time.sleep(1.5)  # the front notices the dead host and stops placing on it
+            deadline = time.monotonic() + 30  # the front notices the dead host (its next refresh)
+            while any(h["name"] == victim and h["alive"] for h in client.get("/v1/hosts").json()["hosts"]):
+                assert time.monotonic() < deadline, f"the front still counts {victim} alive"
+                time.sleep(0.2)
             for _ in range(6):
                 fresh = client.post("/v1/instances", json=BODY)
                 assert fresh.status_code == 200 and not fresh.json()["instances"][0]["instance_id"].startswith(victim)

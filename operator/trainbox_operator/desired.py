@@ -213,6 +213,17 @@ def raycluster(body: dict[str, Any], workers_to_delete: dict[str, list[str]] | N
     }
 
 
+# spec.instanceDefaults: the CRD's defaults (the apiserver fills them in; these stand in where it did not) and
+# the front's variable each sets. tests/test_settings_pure.py checks them against the CRD, the chart and the
+# service's own defaults (trainbox_server.service.config).
+INSTANCE_DEFAULTS = {"idleTTLSeconds": 300, "maxLifetimeSeconds": 3600, "maxLiveInstances": 10000}
+INSTANCE_ENV = {
+    "idleTTLSeconds": "TRAINBOX_IDLE_TTL",
+    "maxLifetimeSeconds": "TRAINBOX_MAX_LIFETIME",
+    "maxLiveInstances": "TRAINBOX_MAX_LIVE",
+}
+
+
 def _front_env(body: dict[str, Any]) -> list[dict[str, Any]]:
     spec, meta = body["spec"], body["metadata"]
     defaults = spec.get("instanceDefaults") or {}
@@ -224,9 +235,7 @@ def _front_env(body: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "TRAINBOX_ENVIRONMENTS", "value": ",".join(spec.get("environments") or ["bfcl"])},
         {"name": "TRAINBOX_RAY_NAMESPACE", "value": f"trainbox-{meta['name']}"},
         {"name": "TRAINBOX_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "TRAINBOX_IDLE_TTL", "value": str(defaults.get("idleTTLSeconds", 300))},
-        {"name": "TRAINBOX_MAX_LIFETIME", "value": str(defaults.get("maxLifetimeSeconds", 3600))},
-        {"name": "TRAINBOX_MAX_LIVE", "value": str(defaults.get("maxLiveInstances", 10000))},
+        *({"name": var, "value": str(defaults.get(key, INSTANCE_DEFAULTS[key]))} for key, var in INSTANCE_ENV.items()),
     ]
     if _appworld_volume(spec)[0]:  # the hosts start AppWorld's workers with the data where the pods mount it
         families = {"appworld": {"env": {"APPWORLD_ROOT": APPWORLD_MOUNT}}}

@@ -17,6 +17,8 @@ from trainbox import DuplicateInstance, RequestError, TrainboxError
 
 from trainbox_operator import conditions as c
 
+TTL_SECONDS = 300  # the CRD's default of spec.ttlSeconds (tests/test_settings_pure.py checks both)
+
 MESSAGE_CAP = 4096
 
 
@@ -72,7 +74,7 @@ def create_request(body: dict[str, Any]) -> dict[str, Any]:
         "task_id": spec["taskId"],
         "params": spec.get("params") or {},
         "instance_id": instance_id_for(body),
-        "idle_ttl": spec.get("ttlSeconds", 300),
+        "idle_ttl": spec.get("ttlSeconds", TTL_SECONDS),
     }
     if spec.get("maxLifetimeSeconds"):
         request["max_lifetime"] = spec["maxLifetimeSeconds"]

@@ -56,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from trainbox_server.service import ServiceConfig, create_app
+    from trainbox_server.service.config import SettingsError
     from trainbox_server.service.http_protocol import UpgradeIgnoringProtocol
 
-    config = ServiceConfig.from_env()
+    try:
+        config = ServiceConfig.from_env()
+    except SettingsError as exc:
+        parser.error(str(exc))
     if args.ray_address:
         config.ray_address = args.ray_address
     sock = bind(args.host, args.port)
@@ -78,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting trainbox on {url} (Ray: {config.ray_address or 'local'}) ...", file=sys.stderr, flush=True)
     # Idle keep-alive connections stay open longer than clients keep them (httpx: 5 s), so a client never
     # sends a request on a connection the server is closing at that moment (a reset, not an answer).
-    keep_alive = int(os.environ.get("TRAINBOX_KEEP_ALIVE", "75"))
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             port=port,
             log_level=args.log_level,
             access_log=False,
-            timeout_keep_alive=keep_alive,
+            timeout_keep_alive=config.keep_alive,
             http=UpgradeIgnoringProtocol,  # Java's client offers h2c on every request (see http_protocol)
         )
     )

@@ -22,15 +22,15 @@ def our_crds() -> list[dict]:
 
 
 def start_operator(kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "wb")  # noqa: SIM115 - lives with the process
     cmd = [sys.executable, "-m", "trainbox_operator", "--kubeconfig", str(kubeconfig), "-A"]
-    return subprocess.Popen(
-        cmd,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        start_new_session=True,
-    )
+    with open(log, "wb") as out:  # the process keeps its own copy
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            start_new_session=True,
+        )
 
 
 def custom(api: k8s.ApiClient) -> k8s.CustomObjectsApi:

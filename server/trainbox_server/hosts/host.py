@@ -28,7 +28,16 @@ from trainbox_server.errors import (
     UnknownInstance,
 )
 from trainbox_server.hosts.channel import ChannelServer
-from trainbox_server.hosts.lifecycle import RELEASE_REASONS, Lease, new_instance_id, validate_ttl
+from trainbox_server.hosts.lifecycle import (
+    IDLE_TTL,
+    MAX_LIFETIME,
+    MAX_LIVE_PER_HOST,
+    MAX_TTL,
+    RELEASE_REASONS,
+    Lease,
+    new_instance_id,
+    validate_ttl,
+)
 from trainbox_server.hosts.snapshots import SnapshotStore
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 from trainbox_server.runtime.worker import release_memory
@@ -46,10 +55,10 @@ CHANNEL_METHODS = (
 class HostSettings:
     name: str
     arch: str = "amd64"
-    idle_ttl: float = 300.0
-    max_lifetime: float = 3600.0
-    max_ttl: float = 86400.0
-    max_live: int = 20000
+    idle_ttl: float = IDLE_TTL
+    max_lifetime: float = MAX_LIFETIME
+    max_ttl: float = MAX_TTL
+    max_live: int = MAX_LIVE_PER_HOST
     sweep_interval: float = 1.0
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
     environments: tuple[str, ...] = ()  # the families served (empty: every known one)

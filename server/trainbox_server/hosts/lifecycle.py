@@ -15,6 +15,11 @@ ID_SEPARATOR = "--"
 HOST_PREFIX = "host-"  # every host name starts with it; caller-chosen ids may not (see caller_id_problem)
 RELEASE_REASONS = ("explicit", "idle", "lifetime", "lost")
 MAX_ID_CHARS = 200
+# Default TTLs and limits (seconds / instances): the service's settings default to these (service.config).
+IDLE_TTL = 300.0
+MAX_LIFETIME = 3600.0
+MAX_TTL = 86400.0  # the ceiling of per-instance overrides
+MAX_LIVE_PER_HOST = 20000
 CALLER_ID = re.compile(r"[A-Za-z0-9._:-]+")
 GENERATED_ID = re.compile(rf"{HOST_PREFIX}[A-Za-z0-9._:-]+?{ID_SEPARATOR}[0-9a-f]{{32}}")
 

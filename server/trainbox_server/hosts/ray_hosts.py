@@ -149,6 +149,15 @@ class HostGroup:
         self.dead: set[str] = set()
         self.deadlines: dict[str, float] = {}  # per method, see deadline()
 
+    def connect(self, address: str | None, num_cpus: int | None, namespace: str, join_as_node: bool) -> None:
+        """Join (or start) the Ray the hosts live on; blocking (see start_ray)."""
+        start_ray(address, num_cpus, namespace, join_as_node)
+
+    def close(self) -> None:
+        """Close the data channels (the front stops); the hosts live on, detached."""
+        for channel in self.channels.values():
+            channel.close_now()
+
     def ensure_hosts(self) -> list[str]:
         """One live host per slot; blocking (for set-up). Returns the names of the hosts it added."""
         return self.install(self.prepare())

@@ -99,6 +99,7 @@ class FamilyPool:
         self._changed = asyncio.Event()
         self._start_slots = asyncio.Semaphore(config.max_concurrent_starts)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._starts: set[asyncio.Task[None]] = set()  # of _tasks: the worker starts (cancelled at close)
         self._closed = False
         self._multi: bool | None = None  # learnt from the first worker's ready message
 
@@ -118,7 +119,7 @@ class FamilyPool:
         self.check_installed()
         self._refill()
         if self.judged:
-            self._spawn_task(self._warm_judge())
+            self._starts.add(self._spawn_task(self._warm_judge()))
 
     async def _warm_judge(self) -> None:
         with contextlib.suppress(InfraError):
@@ -245,14 +246,14 @@ class FamilyPool:
             want -= sum(not w.dead for w in self.active)
         while len(self.idle) + self.starting < want:
             self.starting += 1
-            self._spawn_task(self._start_one())
+            self._starts.add(self._spawn_task(self._start_one()))
 
     async def _start_one(self) -> None:
         try:
             async with self._start_slots:
                 worker = await WorkerProcess.start(self.config.spec())
-            if self._closed:
-                await worker.stop()
+            if self._closed:  # landed after close: no instance on it, nothing to stop gracefully
+                worker.kill("pool closed")
                 return
             worker.on_death = self._death_hook
             self.idle.append(worker)
@@ -270,10 +271,12 @@ class FamilyPool:
         self.worker_died(worker)
         self._on_worker_death(worker)
 
-    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._starts.discard)
+        return task
 
     async def close(self) -> None:
         self._closed = True
@@ -284,9 +287,11 @@ class FamilyPool:
         self.active.clear()
         for worker in workers:
             worker.on_death = None
+        # Starts in flight are cancelled (a cancelled start kills its process: AppWorld's take many seconds);
+        # retirements finish, so no process or pipe outlives the pool; cancel only what hangs.
+        for start in self._starts:
+            start.cancel()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
-        # Let retirements and starts in flight finish (a start that lands now stops its worker at once),
-        # so no process or pipe outlives the pool; cancel only what hangs.
         pending = list(self._tasks)
         if pending:
             _, hanging = await asyncio.wait(pending, timeout=15)

@@ -121,6 +121,9 @@ class WorkerProcess:
             tail = " | ".join(list(worker.stderr_tail)[-5:])
             log.error("worker %s/%s failed to start: %s; stderr: %s", spec.family, worker.pid, exc, tail)
             raise
+        except asyncio.CancelledError:  # its pool closed while it started: the process goes with the start
+            worker.kill("start cancelled")
+            raise
         return worker
 
     @property

@@ -1,48 +1,143 @@
-"""Service configuration, read from ``TRAINBOX_*`` environment variables (all optional)."""
+"""Service settings, typed: one field per ``TRAINBOX_<FIELD>`` environment variable (all optional).
+
+``ServiceConfig(...)`` takes values as given (tests, embedding); ``ServiceConfig.from_env()`` reads the
+environment through pydantic-settings. A bad value is refused at start with a ``SettingsError`` that names
+the variable and says what it accepts (the field's description), never a ``TypeError`` deep in a host.
+
+The defaults here (and the TTLs of ``hosts.lifecycle`` they come from) are the data plane's only ones; the
+CRDs, the chart and the operator repeat them in YAML and Kopf code, and ``tests/test_settings_pure.py``
+checks that they agree.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass, field
+import typing
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from trainbox_server.envs import FAMILY_MODULES
+from trainbox_server.envs.releases import family_of
+from trainbox_server.hosts.host import HostSettings
+from trainbox_server.hosts.lifecycle import IDLE_TTL, MAX_LIFETIME, MAX_LIVE_PER_HOST, MAX_TTL
 from trainbox_server.runtime.pool import FamilyConfig
 from trainbox_server.service.bounds import InputLimits
 
+PREFIX = "TRAINBOX_"
+_FAMILY_HINTS = typing.get_type_hints(FamilyConfig)
+# What TRAINBOX_FAMILIES may say about one family: FamilyConfig's own fields (but its name), each optional.
+FamilyOverrides = create_model(  # type: ignore[call-overload]
+    "FamilyOverrides",
+    __config__=ConfigDict(extra="forbid"),
+    **{f.name: (_FAMILY_HINTS[f.name] | None, None) for f in fields(FamilyConfig) if f.name != "name"},
+)
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"TRAINBOX_{name}", default)
+
+class SettingsError(ValueError):
+    """A ``TRAINBOX_*`` variable has a value the service cannot use; the message names it and what is accepted."""
 
 
-@dataclass
-class ServiceConfig:
-    """Everything the front needs. ``from_env()`` documents the variable for each field."""
+def variable(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
 
-    ray_address: str | None = None  # TRAINBOX_RAY_ADDRESS: join this Ray; unset: start a local one
-    ray_num_cpus: int | None = None
-    ray_namespace: str = "trainbox"  # TRAINBOX_RAY_NAMESPACE: services in other namespaces get other hosts
-    ray_join_as_node: bool = False  # TRAINBOX_RAY_JOIN_AS_NODE: start a Ray node here first (the front's pod)
-    hosts_per_node: int = 1  # TRAINBOX_HOSTS_PER_NODE
-    idle_ttl: float = 300.0  # TRAINBOX_IDLE_TTL (s)
-    max_lifetime: float = 3600.0  # TRAINBOX_MAX_LIFETIME (s)
-    max_ttl: float = 86400.0  # TRAINBOX_MAX_TTL: ceiling for per-instance overrides
-    max_live_per_host: int = 20000  # TRAINBOX_MAX_LIVE_PER_HOST
-    max_live_total: int = 50000  # TRAINBOX_MAX_LIVE
-    max_creates_in_flight: int = 256  # TRAINBOX_MAX_CREATES_IN_FLIGHT
-    max_group: int = 64  # TRAINBOX_MAX_GROUP: the largest ``count`` of one create
-    token: str | None = None  # TRAINBOX_TOKEN or TRAINBOX_TOKEN_FILE: bearer token; unset: no auth
-    families: dict[str, dict[str, Any]] = field(default_factory=dict)  # TRAINBOX_FAMILIES (JSON)
-    environments: tuple[str, ...] = ()  # TRAINBOX_ENVIRONMENTS: comma-separated families to serve (default: all)
-    sweep_interval: float = 1.0
-    # Input bounds (see service.bounds and the README's "Limits"):
-    max_body_bytes: int = 4 * 1024 * 1024  # TRAINBOX_MAX_BODY_BYTES: a larger body is refused with 413
-    max_json_depth: int = 64  # TRAINBOX_MAX_JSON_DEPTH (at most 200)
-    max_string_chars: int = 1024 * 1024  # TRAINBOX_MAX_STRING_CHARS: the longest string in params/action
-    max_int_digits: int = 18  # TRAINBOX_MAX_INT_DIGITS (at most 18: integers must fit in 64 bits)
-    min_step_timeout: float = 1.0  # TRAINBOX_MIN_STEP_TIMEOUT: a client step timeout below it is refused
-    host_call_margin: float = 30.0  # TRAINBOX_HOST_CALL_MARGIN: how long past a call's own timeout to wait
+
+def _positive(default: float, description: str) -> Any:
+    return Field(default, gt=0, description=description)
+
+
+class ServiceConfig(BaseModel):
+    """Everything the front needs; each field is read from ``TRAINBOX_<FIELD>`` by ``from_env()``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    ray_address: str | None = Field(None, description="host:port of a Ray to join; unset: start a local one")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray; unset: the machine's")
+    ray_namespace: str = Field("trainbox", min_length=1, description="Ray namespace; others get other hosts")
+    ray_join_as_node: bool = Field(False, description="true/false: start a Ray node here first (the front's pod)")
+    hosts_per_node: int = Field(1, ge=1, description="an integer >= 1")
+    idle_ttl: float = _positive(IDLE_TTL, "seconds after its last use an instance is released, a number > 0")
+    max_lifetime: float = _positive(MAX_LIFETIME, "seconds an instance may live at most, a number > 0")
+    max_ttl: float = _positive(MAX_TTL, "seconds: the ceiling of per-instance TTL overrides, a number > 0")
+    max_live_per_host: int = Field(MAX_LIVE_PER_HOST, ge=1, description="an integer >= 1")
+    max_live: int = Field(50000, ge=1, description="live instances of the whole service, an integer >= 1")
+    max_creates_in_flight: int = Field(256, ge=1, description="an integer >= 1")
+    max_group: int = Field(64, ge=1, description="the largest count of one create, an integer >= 1")
+    token: str | None = Field(None, description="the bearer token clients must send; unset: no auth")
+    token_file: Path | None = Field(None, description="a readable file holding the token (when TOKEN is unset)")
+    families: Annotated[dict[str, FamilyOverrides], NoDecode] = Field(
+        default_factory=dict,
+        description='a JSON object {family: {setting: value}}, e.g. {"appworld": {"warm": 4}}; families: '
+        f"{sorted(FAMILY_MODULES)} (or family@release); settings: "
+        f"{[f.name for f in fields(FamilyConfig) if f.name != 'name']}",
+    )
+    environments: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description=f"comma-separated families to serve, of {sorted(FAMILY_MODULES)}; unset: all"
+    )
+    sweep_interval: float = _positive(1.0, "seconds between TTL sweeps on a host, a number > 0")
+    # Input bounds (see service.bounds and the README's "Limits"); depth and digits are clamped to what the
+    # channel carries (service.bounds.InputLimits).
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1, description="bytes; a larger body is refused with 413")
+    max_json_depth: int = Field(64, ge=1, description="levels of nesting, an integer >= 1 (at most 200 apply)")
+    max_string_chars: int = Field(1024 * 1024, ge=1, description="the longest string in params/action, >= 1")
+    max_int_digits: int = Field(18, ge=1, description="digits of an integer, >= 1 (at most 18 apply)")
+    min_step_timeout: float = _positive(1.0, "seconds: a client step timeout below it is refused, a number > 0")
+    host_call_margin: float = _positive(30.0, "seconds the front waits past a call's own timeout, a number > 0")
+    keep_alive: int = Field(75, ge=1, description="seconds an idle HTTP connection stays open, an integer >= 1")
+
+    @field_validator("families", mode="before")
+    @classmethod
+    def _families_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value or "{}")
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+        if isinstance(value, dict):
+            unknown = sorted(name for name in value if family_of(name) not in FAMILY_MODULES)
+            if unknown:
+                raise ValueError(f"unknown families {unknown}")
+        return value
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _environments_list(cls, value: Any) -> Any:
+        names = value.split(",") if isinstance(value, str) else value
+        names = tuple(name.strip() for name in names if name.strip())
+        unknown = sorted(set(names) - set(FAMILY_MODULES))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}")
+        return names
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> ServiceConfig:
+        if not self.token and self.token_file is not None:
+            try:
+                token = self.token_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{variable('token_file')}: cannot read {self.token_file}: {exc.strerror}") from None
+            object.__setattr__(self, "token", token or None)
+        return self
+
+    def family_overrides(self) -> dict[str, dict[str, Any]]:
+        """``families`` as plain dicts of the settings given (what hosts pass to ``FamilyConfig``)."""
+        return {name: o.model_dump(exclude_unset=True) for name, o in self.families.items()}
+
+    def host_settings(self) -> HostSettings:
+        """What every host is started with (its name, architecture and address are the host group's)."""
+        return HostSettings(
+            name="",
+            idle_ttl=self.idle_ttl,
+            max_lifetime=self.max_lifetime,
+            max_ttl=self.max_ttl,
+            max_live=self.max_live_per_host,
+            sweep_interval=self.sweep_interval,
+            families=self.family_overrides(),
+            environments=self.environments,
+        )
 
     def input_limits(self) -> InputLimits:
         return InputLimits(
@@ -57,8 +152,9 @@ class ServiceConfig:
         """How long the front waits for each host method before answering ``host_timeout`` (504): the
         longest the host itself may take (the families' timeouts, see runtime.pool) plus a margin."""
         defaults = FamilyConfig("")
-        step = max([defaults.step_timeout, *(float(f.get("step_timeout", 0)) for f in self.families.values())])
-        create = max([defaults.create_timeout, *(float(f.get("create_timeout", 0)) for f in self.families.values())])
+        overrides = self.family_overrides().values()
+        step = max([defaults.step_timeout, *(float(f.get("step_timeout", 0)) for f in overrides)])
+        create = max([defaults.create_timeout, *(float(f.get("create_timeout", 0)) for f in overrides)])
         margin = self.host_call_margin
         return {
             "margin": margin,
@@ -76,29 +172,32 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls) -> ServiceConfig:
-        token = os.environ.get("TRAINBOX_TOKEN")
-        token_file = os.environ.get("TRAINBOX_TOKEN_FILE")
-        if not token and token_file:
-            token = Path(token_file).read_text().strip()
-        return cls(
-            ray_address=os.environ.get("TRAINBOX_RAY_ADDRESS") or None,
-            ray_namespace=_env("RAY_NAMESPACE", "trainbox"),
-            ray_join_as_node=_env("RAY_JOIN_AS_NODE", "false").lower() in ("1", "true", "yes"),
-            hosts_per_node=int(_env("HOSTS_PER_NODE", "1")),
-            idle_ttl=float(_env("IDLE_TTL", "300")),
-            max_lifetime=float(_env("MAX_LIFETIME", "3600")),
-            max_ttl=float(_env("MAX_TTL", "86400")),
-            max_live_per_host=int(_env("MAX_LIVE_PER_HOST", "20000")),
-            max_live_total=int(_env("MAX_LIVE", "50000")),
-            max_creates_in_flight=int(_env("MAX_CREATES_IN_FLIGHT", "256")),
-            max_group=int(_env("MAX_GROUP", "64")),
-            token=token or None,
-            families=json.loads(_env("FAMILIES", "{}")),
-            environments=tuple(e.strip() for e in _env("ENVIRONMENTS", "").split(",") if e.strip()),
-            max_body_bytes=int(_env("MAX_BODY_BYTES", str(4 * 1024 * 1024))),
-            max_json_depth=int(_env("MAX_JSON_DEPTH", "64")),
-            max_string_chars=int(_env("MAX_STRING_CHARS", str(1024 * 1024))),
-            max_int_digits=int(_env("MAX_INT_DIGITS", "18")),
-            min_step_timeout=float(_env("MIN_STEP_TIMEOUT", "1")),
-            host_call_margin=float(_env("HOST_CALL_MARGIN", "30")),
-        )
+        """The settings the ``TRAINBOX_*`` variables give; ``SettingsError`` names each bad one."""
+        try:
+            return _FromEnvironment()
+        except ValidationError as exc:
+            raise SettingsError(describe_errors(exc)) from None
+
+
+class _FromEnvironment(ServiceConfig, BaseSettings):
+    # an empty variable counts as unset (TRAINBOX_RAY_ADDRESS= starts a local Ray, as it always did)
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_ignore_empty=True, extra="forbid", validate_assignment=True
+    )
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad variable: its name, what was wrong, and what it accepts."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        field = loc[0] if loc else ""
+        info = ServiceConfig.model_fields.get(field)
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if not field:  # a check across fields: its message names the variables
+            lines.append(message)
+            continue
+        where = variable(field) + (f" ({'.'.join(loc[1:])})" if loc[1:] else "")
+        accepted = f"; accepted: {info.description}" if info is not None and info.description else ""
+        lines.append(f"{where}: {message}{accepted}")
+    return "bad settings: " + " | ".join(lines)

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from trainbox_server.envs import FAMILY_MODULES, releases
+from trainbox_server.envs import releases
 from trainbox_server.envs.base import SPLITS
 from trainbox_server.errors import (
     Busy,
@@ -28,7 +28,6 @@ from trainbox_server.errors import (
     UnknownInstance,
     UnknownSnapshot,
 )
-from trainbox_server.hosts.host import HostSettings
 from trainbox_server.hosts.lifecycle import (
     ID_SEPARATOR,
     HostLoad,
@@ -38,7 +37,7 @@ from trainbox_server.hosts.lifecycle import (
     is_generated_id,
     serves,
 )
-from trainbox_server.hosts.ray_hosts import ARCH_LABEL, HostGroup, node_summary, start_ray
+from trainbox_server.hosts.ray_hosts import ARCH_LABEL, HostGroup, node_summary
 from trainbox_server.hosts.snapshots import is_snapshot_id
 from trainbox_server.runtime.worker import release_memory
 from trainbox_server.service import bounds
@@ -51,23 +50,11 @@ NO_HOST_RETRY = 2.0  # Retry-After while no host serves
 
 
 class SandboxService:
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, hosts: HostGroup | None = None) -> None:
+        """``hosts``: where the instances live (default: on Ray; ``hosts.local_hosts``: in this process)."""
         self.config = config
         self.limits = config.input_limits()
-        unknown = sorted(set(config.environments) - set(FAMILY_MODULES))
-        if unknown:
-            raise ValueError(f"TRAINBOX_ENVIRONMENTS names {unknown}; known families: {sorted(FAMILY_MODULES)}")
-        settings = HostSettings(
-            name="",
-            idle_ttl=config.idle_ttl,
-            max_lifetime=config.max_lifetime,
-            max_ttl=config.max_ttl,
-            max_live=config.max_live_per_host,
-            sweep_interval=config.sweep_interval,
-            families=config.families,
-            environments=config.environments,
-        )
-        self.hosts = HostGroup(settings, config.hosts_per_node)
+        self.hosts = hosts if hosts is not None else HostGroup(config.host_settings(), config.hosts_per_node)
         self.hosts.deadlines = config.host_deadlines()
         self.families: list[str] = []
         self.loads: list[HostLoad] = []
@@ -84,7 +71,7 @@ class SandboxService:
     def start(self) -> None:
         """Blocking set-up (Ray, hosts); call from a thread or before serving."""
         config = self.config
-        start_ray(config.ray_address, config.ray_num_cpus, config.ray_namespace, config.ray_join_as_node)
+        self.hosts.connect(config.ray_address, config.ray_num_cpus, config.ray_namespace, config.ray_join_as_node)
         self.hosts.ensure_hosts()
 
     async def start_async(self) -> None:
@@ -92,12 +79,11 @@ class SandboxService:
         Kubernetes the front may start before any worker pod has joined."""
         await asyncio.to_thread(self.start)
         waited = 0.0
-        while not self.hosts.names:
+        while not self.hosts.names and not await self.hosts.ensure_hosts_async():
             if waited % 30 == 0:
                 log.warning("no Ray node labelled %s yet (nodes: %s); waiting for one", ARCH_LABEL, node_summary())
             await asyncio.sleep(2.0)
             waited += 2.0
-            await self.hosts.ensure_hosts_async()
         self._recreated_at = time.monotonic()
         self.families = await self.hosts.call(self.hosts.names[0], "families")
         await self.refresh_loads()
@@ -110,6 +96,7 @@ class SandboxService:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self.hosts.close()
 
     async def refresh_loads(self) -> None:
         async def one(name: str) -> HostLoad:
@@ -190,8 +177,8 @@ class SandboxService:
         c = self.config
         if self.creates_in_flight + count > c.max_creates_in_flight:
             raise Busy(f"{self.creates_in_flight} creations are in flight (limit {c.max_creates_in_flight})", 1.0)
-        if self.ledger.total() + count > c.max_live_total:
-            raise CapacityExceeded(f"the service holds its maximum of {c.max_live_total} live instances", 5.0)
+        if self.ledger.total() + count > c.max_live:
+            raise CapacityExceeded(f"the service holds its maximum of {c.max_live} live instances", 5.0)
         serving = self.serving()
         if not serving:
             raise HostsUnavailable("no host serves right now (they are being re-created); retry", NO_HOST_RETRY)
@@ -261,8 +248,8 @@ class SandboxService:
         c = self.config
         if self.creates_in_flight + count > c.max_creates_in_flight:
             raise Busy(f"{self.creates_in_flight} creations are in flight (limit {c.max_creates_in_flight})", 1.0)
-        if self.ledger.total() + count > c.max_live_total:
-            raise CapacityExceeded(f"the service holds its maximum of {c.max_live_total} live instances", 5.0)
+        if self.ledger.total() + count > c.max_live:
+            raise CapacityExceeded(f"the service holds its maximum of {c.max_live} live instances", 5.0)
 
     def _snapshot_host(self, snapshot_id: object) -> str:
         if not is_snapshot_id(snapshot_id):
