@@ -39,3 +39,16 @@ def appworld_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     builder = [python, "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)]
     subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
     return root
+
+
+@pytest.fixture(scope="session")
+def webshop_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small WebShop catalogue in WebShop's own format, with its Lucene index, built by the project's builder."""
+    python = default_python("webshop")
+    if not os.path.exists(python):
+        pytest.fail(f"the WebShop venv is missing ({python}): run `make install`")
+    root = tmp_path_factory.mktemp("webshop-data")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
+    builder = [python, "-m", "trainbox_server.envs.webshop.generate", "--root", str(root)]
+    subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
+    return root
