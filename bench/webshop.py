@@ -8,7 +8,8 @@ the goals, each timed, and each instance's first two oracle steps, timed: ``sear
 from the query cache, as repeated tasks of a training run are) and ``click[<target>]`` (the item page). The step
 figures are over both kinds. All N are held live. Memory per live instance is the pool's RSS growth (its worker
 processes) from after the first pass to all N held, divided by N; the "fit in 16 GiB" figure is 16 GiB minus
-the idle pool, divided by that. Times include the pipe round trip to the worker (not HTTP). Writes ``bench/results/webshop.json``.
+the idle pool, divided by that. Times include the pipe round trip to the worker (not HTTP). Writes
+``bench/results/webshop.json``.
 
     .venv/bin/python -m bench.webshop [--instances N] [--root WEBSHOP_ROOT]
 """
