@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help install install-reference run test test-fast lint bench appworld-data system-packages k8s-tools images \
+.PHONY: help install install-reference run test test-fast lint bench appworld-data webshop-data system-packages k8s-tools images \
 	images-for-tests images-stop cluster-up cluster-down clean
 
 help:  ## list targets
@@ -37,6 +37,10 @@ bench: install  ## run every benchmark; results land in bench/results/ (README q
 
 appworld-data: install  ## download AppWorld's task data (needs the internet)
 	@.venvs/appworld/bin/appworld download data --root "$${APPWORLD_ROOT:-$$HOME/.cache/trainbox/appworld}"
+
+webshop-data: install  ## download WebShop's data (1k setting; needs the internet) and build its search index
+	@PYTHONPATH=server .venvs/webshop/bin/python -m trainbox_server.envs.webshop.download \
+	  --root "$${WEBSHOP_ROOT:-$$HOME/.cache/trainbox/webshop}" --setting "$${WEBSHOP_SETTING:-1k}"
 
 system-packages:  ## the Debian packages the images and real nodes need (docker.io, containerd, qemu-user, ...)
 	@bash scripts/system-packages.sh

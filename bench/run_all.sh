@@ -3,6 +3,7 @@
 #   bfcl_instances.json        per-instance BFCL cost in one worker process (no service)
 #   bfcl_releases.json         per BFCL release served: create p50 from the warm pool, step p50, memory per instance
 #   appworld.json              AppWorld create from the warm pool vs cold, world process memory
+#   webshop.json               WebShop (generated catalogue): create from the warm pool, step, memory per instance
 #   service*.json, service.md  trainbox vs the reference's own service, side by side
 #   operator_scale.json        1,000 TrainingInstances to Ready and released by TTL (real control plane)
 #   real_pods.json             helm install to a Ready sandbox on real pods; TrainingInstance to Ready
@@ -18,6 +19,8 @@ step "BFCL per release: create from the warm pool, step, memory per live instanc
 .venv/bin/python -m bench.bfcl_releases
 step "AppWorld warm-pool vs cold create"
 .venv/bin/python -m bench.appworld_bench
+step "WebShop: create from the warm pool, step, memory per live instance"
+.venv/bin/python -m bench.webshop
 step "service: trainbox vs the reference"
 .venv/bin/python -m bench.compare_reference "$@"
 step "fork vs replaying the prefix"

@@ -4,6 +4,7 @@
 #   .venvs/bfcl-<release>  one per BFCL release served (requirements/bfcl-releases/<release>.txt): bfcl-eval
 #                    without its ML dependencies, only what its environments and checker import
 #   .venvs/appworld  the AppWorld engine (its pins clash with ours, so it lives alone)
+#   .venvs/webshop   the WebShop engine: Anserini (Lucene) on a JDK from PyPI, thefuzz and spaCy
 # A stamp file per venv, keyed by the hash of its inputs, makes a re-run a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,10 @@ install_bfcl() {  # release-requirements-file
   uvpip -r requirements/bfcl.txt
   uvpip --no-deps -r "$1"
 }
+install_webshop() {
+  uvpip -r requirements/webshop.txt
+  uvpip --no-deps -r requirements/webshop-nodeps.txt
+}
 install_appworld() {
   bash scripts/install-appworld.sh "$UV" "$VIRTUAL_ENV"
 }
@@ -68,4 +73,6 @@ if want bfcl; then
   done
 fi
 want appworld && make_venv appworld .venvs/appworld requirements/appworld.txt scripts/install-appworld.sh -- install_appworld
+want webshop && make_venv webshop .venvs/webshop scripts/install.sh requirements/webshop.txt \
+  requirements/webshop-nodeps.txt -- install_webshop
 exit 0

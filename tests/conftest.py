@@ -74,3 +74,16 @@ def app(local_hosts: LocalHosts) -> Iterator[App]:
 
     with local_app(local_hosts) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def webshop_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small WebShop catalogue in WebShop's own format, with its Lucene index, built by the project's builder."""
+    python = default_python("webshop")
+    if not os.path.exists(python):
+        pytest.fail(f"the WebShop venv is missing ({python}): run `make install`")
+    root = tmp_path_factory.mktemp("webshop-data")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
+    builder = [python, "-m", "trainbox_server.envs.webshop.generate", "--root", str(root)]
+    subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
+    return root

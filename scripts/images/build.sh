@@ -135,6 +135,9 @@ SERVER_VERSION=$(version server/pyproject.toml)
 [ -n "${ARCHS[server]:-}" ] && image server "$SERVER_VERSION" BASE "$BASE_REF" requirements server sdk images/server/patch_ray.py
 [ -n "${ARCHS[appworld]:-}" ] && image appworld "$SERVER_VERSION" SERVER "${REF[server]}" \
   requirements/appworld.txt server
+# Opt-in (not in the default set): TRAINBOX_IMAGES="... webshop=amd64" adds the WebShop engine's image.
+[ -n "${ARCHS[webshop]:-}" ] && image webshop "$SERVER_VERSION" SERVER "${REF[server]}" \
+  requirements/webshop.txt requirements/webshop-nodeps.txt server
 [ -n "${ARCHS[operator]:-}" ] && image operator "$(version operator/pyproject.toml)" BASE "$BASE_REF" operator
 
 # The test bed's own images, from the binaries `make k8s-tools` built: the pod sandbox's pause (both

@@ -8,6 +8,7 @@ and ``base`` import only the standard library; each adapter imports its engine l
 FAMILY_MODULES: dict[str, str] = {
     "bfcl": "trainbox_server.envs.bfcl",
     "appworld": "trainbox_server.envs.appworld",
+    "webshop": "trainbox_server.envs.webshop",
 }
 
 # Families whose rewards come from a separate evaluator process (their instances cannot read the answers).

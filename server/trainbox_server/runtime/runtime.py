@@ -53,6 +53,8 @@ def default_families() -> dict[str, FamilyConfig]:
     return {
         "bfcl": FamilyConfig("bfcl", warm=2, processes=2, memory_mb=4096),
         "appworld": FamilyConfig("appworld", warm=2, processes=1, memory_mb=4096),
+        # The JVM reserves address space well beyond what it touches (the limit is RLIMIT_AS).
+        "webshop": FamilyConfig("webshop", warm=1, processes=2, memory_mb=8192),
     }
 
 
