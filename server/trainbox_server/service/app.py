@@ -20,7 +20,7 @@ from trainbox_server.errors import (
     RequestError,
     TrainboxError,
 )
-from trainbox_server.service import api_compat, api_v1, fast_routes
+from trainbox_server.service import api_compat, api_v1, fast_routes, openenv, openenv_http
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
 from trainbox_server.service.metrics import REGISTRY, HostCollector
@@ -99,6 +99,8 @@ def create_app(
     app.router.routes.extend(fast_routes.ROUTES)  # matched before the documented routes added next
     app.include_router(api_v1.router)
     app.include_router(api_compat.router)
+    app.include_router(openenv_http.router)
+    app.include_router(openenv.router)  # the WebSocket session
     app.add_exception_handler(TrainboxError, on_trainbox_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
