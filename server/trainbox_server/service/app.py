@@ -20,7 +20,7 @@ from trainbox_server.errors import (
     RequestError,
     TrainboxError,
 )
-from trainbox_server.service import api_compat, api_v1, fast_routes, openenv, openenv_http
+from trainbox_server.service import api_compat, api_trajectory, api_v1, fast_routes, openenv, openenv_http
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
 from trainbox_server.service.metrics import REGISTRY, HostCollector
@@ -98,6 +98,7 @@ def create_app(
     app.state.service = service
     app.router.routes.extend(fast_routes.ROUTES)  # matched before the documented routes added next
     app.include_router(api_v1.router)
+    app.include_router(api_trajectory.router)
     app.include_router(api_compat.router)
     app.include_router(openenv_http.router)
     app.include_router(openenv.router)  # the WebSocket session

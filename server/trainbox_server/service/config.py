@@ -43,6 +43,10 @@ class ServiceConfig:
     max_int_digits: int = 18  # TRAINBOX_MAX_INT_DIGITS (at most 18: integers must fit in 64 bits)
     min_step_timeout: float = 1.0  # TRAINBOX_MIN_STEP_TIMEOUT: a client step timeout below it is refused
     host_call_margin: float = 30.0  # TRAINBOX_HOST_CALL_MARGIN: how long past a call's own timeout to wait
+    # Transcripts (GET /v1/instances/{id}/trajectory, the /ui page), kept on each instance's host:
+    trajectory_steps: int = 200  # TRAINBOX_TRAJECTORY_STEPS: steps kept per instance (the newest); 0: none
+    trajectory_chars: int = 4000  # TRAINBOX_TRAJECTORY_CHARS: the longest string kept in a transcript
+    trajectory_keep: int = 0  # TRAINBOX_TRAJECTORY_KEEP: finished episodes kept per host after release
 
     def input_limits(self) -> InputLimits:
         return InputLimits(
@@ -101,4 +105,7 @@ class ServiceConfig:
             max_int_digits=int(_env("MAX_INT_DIGITS", "18")),
             min_step_timeout=float(_env("MIN_STEP_TIMEOUT", "1")),
             host_call_margin=float(_env("HOST_CALL_MARGIN", "30")),
+            trajectory_steps=int(_env("TRAJECTORY_STEPS", "200")),
+            trajectory_chars=int(_env("TRAJECTORY_CHARS", "4000")),
+            trajectory_keep=int(_env("TRAJECTORY_KEEP", "0")),
         )

@@ -20,7 +20,7 @@ from trainbox_server.errors import CapacityExceeded, InternalError, PayloadTooLa
 from trainbox_server.service.metrics import ERRORS
 
 log = logging.getLogger(__name__)
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ui"})  # /ui: a static page, its data needs the token
 
 
 def is_compat(path: str) -> bool:
