@@ -94,4 +94,3 @@ def test_mistakes_behave_as_against_the_reference(played: dict[str, Any]) -> Non
         assert first["state"][0]["content"] == next_question and first["is_terminated"] is False, name
     wrong = episodes["wrong"]["steps"][0]["state"][0]["content"]
     assert wrong.startswith("<tool_call>\n") and "mkdir_1" in wrong
-
