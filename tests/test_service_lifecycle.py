@@ -4,6 +4,7 @@ and many concurrent instances across hosts."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -11,6 +12,8 @@ from collections import Counter
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from tests.servicekit import RayCluster, Service, start_service
 
@@ -83,6 +86,15 @@ def test_auth(ray_cluster: RayCluster) -> None:
             assert client.post("/create", json=BODY).status_code == 401
             ok = client.get("/v1/environments", headers={"Authorization": "Bearer s3cret"})
             assert ok.status_code == 200
+            assert client.get("/ui").status_code == 200  # a static page; its data needs the token
+            assert client.get("/v1/trajectories").status_code == 401
+        ws_url = svc.url.replace("http://", "ws://") + "/openenv/bfcl/ws"
+        with pytest.raises(InvalidStatus) as refused:  # the WebSocket upgrade needs the token too
+            ws_connect(ws_url, open_timeout=30).close()
+        assert refused.value.response.status_code == 403
+        with ws_connect(ws_url, additional_headers={"Authorization": "Bearer s3cret"}, open_timeout=30) as ws:
+            ws.send(json.dumps({"type": "state"}))
+            assert json.loads(ws.recv(timeout=30))["type"] == "state"
     finally:
         svc.stop()
 
