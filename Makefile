@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help install install-reference run test test-fast lint bench appworld-data webshop-data system-packages k8s-tools images \
+.PHONY: help install install-reference install-openenv install-java-client run test test-fast lint bench appworld-data webshop-data system-packages k8s-tools images \
 	images-for-tests images-stop cluster-up cluster-down clean
 
 help:  ## list targets
@@ -14,10 +14,16 @@ install:  ## create every virtual environment the project needs (idempotent)
 install-reference:  ## the reference (agentscope-runtime) in its own venv, for the compatibility test and benchmarks
 	@bash scripts/install-reference.sh
 
+install-openenv:  ## OpenEnv's client (openenv-core) in its own venv, for the OpenEnv protocol test
+	@bash scripts/install-openenv.sh
+
+install-java-client: system-packages  ## agentscope-runtime-java's client (Maven Central), for the Java client test
+	@bash scripts/install-java-client.sh
+
 run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld where its data is present)
 	@$(PY) -m trainbox_server serve --host 127.0.0.1 --port $${TRAINBOX_PORT:-8080} --banner
 
-test: install install-reference k8s-tools images-for-tests  ## set up and run the whole test suite (what CI runs)
+test: install install-reference install-openenv install-java-client k8s-tools images-for-tests  ## set up and run the whole test suite (what CI runs)
 	@$(PY) -m pytest -q --durations=15 tests
 
 # The fast lane and the pure tests: no Ray, no service process, no Kubernetes tools, no images (under a minute).

@@ -10,9 +10,12 @@
 #   containernetworking-plugins  the pods' bridge network
 #   gcc-aarch64-linux-gnu libc6-dev-arm64-cross  the arm64 pause binary
 #   iptables                   kube-proxy and the test bed's no-way-out filter rule
+#   chromium                   the trajectory viewer's test (headless, loopback only)
+#   openjdk-17-jdk-headless maven  the Java client test (agentscope-runtime-java's TrainingSandboxClient)
 set -euo pipefail
 PACKAGES=(bubblewrap docker.io containerd runc debootstrap qemu-user-static patch
-  containernetworking-plugins gcc-aarch64-linux-gnu libc6-dev-arm64-cross iptables iproute2 zstd)
+  containernetworking-plugins gcc-aarch64-linux-gnu libc6-dev-arm64-cross iptables iproute2 zstd chromium
+  openjdk-17-jdk-headless maven)
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

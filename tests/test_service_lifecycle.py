@@ -5,6 +5,7 @@ test_admission_local.py, in the fast lane.)"""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -12,6 +13,8 @@ from collections import Counter
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from tests.servicekit import RayCluster, Service, start_service
 
@@ -40,6 +43,23 @@ def test_the_hosts_sweeper_releases_idle_instances(service: Service) -> None:
         iid = client.post("/v1/instances", json={**BODY, "idle_ttl": 1}).json()["instances"][0]["instance_id"]
         wait_gone(client, iid, within=30)
         assert released(client, "idle") == idle_before + 1
+
+
+def test_the_viewer_page_is_open_and_its_data_and_websocket_need_the_token(ray_cluster: RayCluster) -> None:
+    svc = start_service(ray_cluster.address, TRAINBOX_TOKEN="s3cret")
+    try:
+        with svc.client() as client:
+            assert client.get("/ui").status_code == 200  # a static page; its data needs the token
+            assert client.get("/v1/trajectories").status_code == 401
+        ws_url = svc.url.replace("http://", "ws://") + "/openenv/bfcl/ws"
+        with pytest.raises(InvalidStatus) as refused:  # the WebSocket upgrade needs the token too
+            ws_connect(ws_url, open_timeout=30).close()
+        assert refused.value.response.status_code == 403
+        with ws_connect(ws_url, additional_headers={"Authorization": "Bearer s3cret"}, open_timeout=30) as ws:
+            ws.send(json.dumps({"type": "state"}))
+            assert json.loads(ws.recv(timeout=30))["type"] == "state"
+    finally:
+        svc.stop()
 
 
 def test_front_restart_keeps_instances(ray_cluster: RayCluster) -> None:

@@ -39,6 +39,7 @@ from trainbox_server.hosts.lifecycle import (
     validate_ttl,
 )
 from trainbox_server.hosts.snapshots import SnapshotStore
+from trainbox_server.hosts.trajectory import TrajectoryStore
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 from trainbox_server.runtime.worker import release_memory
 
@@ -47,7 +48,7 @@ REQUEST_MEMORY = 8  # step results remembered per instance, for retried request 
 # The calls that carry traffic go over the data channel (see hosts.channel); the rest over Ray.
 CHANNEL_METHODS = (
     "create", "step", "evaluate", "release", "get", "info", "has", "task_ids", "stats",
-    "fork", "snapshot", "get_snapshot", "release_snapshot",
+    "fork", "snapshot", "get_snapshot", "release_snapshot", "trajectory", "trajectories",
 )  # fmt: skip
 
 
@@ -67,6 +68,9 @@ class HostSettings:
     snapshot_ttl: float = 3600.0
     max_snapshots: int = 10_000
     max_snapshot_bytes: int = 256 * 1024 * 1024
+    trajectory_steps: int = 200  # steps kept per instance's transcript (0: no transcripts)
+    trajectory_chars: int = 4000  # the longest string kept in a transcript
+    trajectory_keep: int = 0  # finished episodes' transcripts kept after release
 
     def runtime_config(self) -> RuntimeConfig:
         config = RuntimeConfig(prestart=tuple(self.prestart))
@@ -131,6 +135,9 @@ class InstanceHost:
         self.records: dict[str, Record] = {}
         self.snapshots = SnapshotStore(
             settings.name, settings.max_snapshots, settings.max_snapshot_bytes, settings.snapshot_ttl
+        )
+        self.transcripts = TrajectoryStore(
+            settings.name, settings.trajectory_steps, settings.trajectory_chars, settings.trajectory_keep
         )
         self.creating = 0
         self.created: collections.Counter[str] = collections.Counter()
@@ -203,6 +210,8 @@ class InstanceHost:
         self.records[instance_id] = record
         self.created[env_type] += 1
         info = {**created.info, "instance_id": instance_id, "task_id": task_id, "env_type": env_type}
+        origin = f"restored from {request['snapshot_id']}" if snapshot is not None else None
+        self.transcripts.start(instance_id, env_type, task_id, created.messages, time.time(), origin)
         placed = {"host": s.name, "arch": s.arch}
         return {**record.describe(instance_id), "state": created.messages, "info": info, **placed}
 
@@ -234,6 +243,7 @@ class InstanceHost:
             record = Record(source.env_type, source.task_id, Lease(now, idle_ttl, max_lifetime))
             record.steps, record.terminated, record.group_id = source.steps, source.terminated, request.get("group_id")
             self.records[new_id] = record
+            self.transcripts.fork(instance_id, new_id, now)
             made.append({**record.describe(new_id), "host": s.name})
         self.created[source.env_type] += count
         return made
@@ -303,6 +313,8 @@ class InstanceHost:
         try:
             result = await self._run_step(instance_id, record, action, timeout)
         except BaseException as exc:
+            if isinstance(exc, TrainboxError):
+                self.transcripts.error(instance_id, action, exc.to_dict(), time.time())
             future.set_exception(exc)
             future.exception()
             record.results.pop(request_id or "", None)  # a failed step may be retried for real
@@ -318,7 +330,7 @@ class InstanceHost:
         record.steps += 1
         record.terminated = result.terminated
         record.lease.touch(time.time())
-        return {
+        answer = {
             "state": result.messages,
             "reward": result.reward,
             "is_terminated": result.terminated,
@@ -326,6 +338,8 @@ class InstanceHost:
             "group_id": record.group_id,
             "env_type": record.env_type,  # for the front's metrics; it pops this before answering
         }
+        self.transcripts.step(instance_id, action, answer, time.time())
+        return answer
 
     async def evaluate(self, instance_id: str, params: dict[str, Any]) -> dict[str, Any]:
         return await enveloped(self._evaluate(instance_id, params))
@@ -335,10 +349,12 @@ class InstanceHost:
         record.lease.touch(time.time())
         try:
             evaluation = await self.runtime.evaluate(instance_id, params)
-        except TrainboxError:
+        except TrainboxError as exc:
+            self.transcripts.error(instance_id, None, exc.to_dict(), time.time(), "evaluate")
             self._drop_if_lost(instance_id)
             raise
         record.last_reward = evaluation.reward
+        self.transcripts.evaluation(instance_id, params, evaluation.reward, evaluation.details, time.time())
         return {
             "reward": evaluation.reward,
             "details": evaluation.details,
@@ -354,6 +370,7 @@ class InstanceHost:
         if record is None:
             return False
         self.released[reason] += 1
+        self.transcripts.finish(instance_id, reason, time.time())
         await self.runtime.close(instance_id)
         if not self.records:
             self.records = {}  # a dict keeps its peak size: start small again
@@ -363,6 +380,7 @@ class InstanceHost:
     def _drop_if_lost(self, instance_id: str) -> None:
         if instance_id in self.runtime.lost and self.records.pop(instance_id, None) is not None:
             self.released["lost"] += 1
+            self.transcripts.finish(instance_id, "lost", time.time())
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -376,6 +394,23 @@ class InstanceHost:
                 release_memory()
                 self._trim_due = False
             self.runtime.recycle_grown_workers()
+
+    async def trajectory(self, instance_id: str) -> dict[str, Any]:
+        return await enveloped(self._trajectory(instance_id))
+
+    async def _trajectory(self, instance_id: str) -> dict[str, Any]:
+        transcript = self.transcripts.get(instance_id)
+        if transcript is None:
+            if instance_id in self.records:
+                raise UnknownInstance(f"instance {instance_id!r} has no transcript: TRAINBOX_TRAJECTORY_STEPS is 0")
+            raise UnknownInstance(
+                f"no transcript of {instance_id!r}: never created, or released (TRAINBOX_TRAJECTORY_KEEP keeps "
+                f"the last {self.transcripts.keep_finished} finished)"
+            )
+        return transcript.to_dict()
+
+    async def trajectories(self, status: str | None, failed: bool, infra: bool) -> dict[str, Any]:
+        return ok(self.transcripts.summaries(status, failed, infra))
 
     async def sweep(self, now: float) -> list[tuple[str, str]]:
         self.snapshots.expire(now)

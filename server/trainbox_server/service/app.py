@@ -21,7 +21,7 @@ from trainbox_server.errors import (
     RequestError,
     TrainboxError,
 )
-from trainbox_server.service import api_compat, api_v1
+from trainbox_server.service import api_compat, api_trajectory, api_v1, openenv, openenv_http
 from trainbox_server.service.bounds import invalid, validation_message
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
@@ -97,7 +97,10 @@ def create_app(
     app.state.service = service
     app.include_router(api_v1.router)
     app.include_router(api_v1.hot)
+    app.include_router(api_trajectory.router)
     app.include_router(api_compat.router)
+    app.include_router(openenv_http.router)
+    app.include_router(openenv.router)  # the WebSocket session
     app.add_exception_handler(TrainboxError, on_trainbox_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

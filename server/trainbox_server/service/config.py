@@ -87,6 +87,10 @@ class ServiceConfig(BaseModel):
     min_step_timeout: float = _positive(1.0, "seconds: a client step timeout below it is refused, a number > 0")
     host_call_margin: float = _positive(30.0, "seconds the front waits past a call's own timeout, a number > 0")
     keep_alive: int = Field(75, ge=1, description="seconds an idle HTTP connection stays open, an integer >= 1")
+    # Transcripts (GET /v1/instances/{id}/trajectory, the /ui page), kept on each instance's host:
+    trajectory_steps: int = Field(200, ge=0, description="steps kept per instance (the newest), >= 0; 0: none")
+    trajectory_chars: int = Field(4000, ge=1, description="the longest string kept in a transcript, >= 1")
+    trajectory_keep: int = Field(0, ge=0, description="finished episodes kept per host after release, >= 0")
 
     @field_validator("families", mode="before")
     @classmethod
@@ -137,6 +141,9 @@ class ServiceConfig(BaseModel):
             sweep_interval=self.sweep_interval,
             families=self.family_overrides(),
             environments=self.environments,
+            trajectory_steps=self.trajectory_steps,
+            trajectory_chars=self.trajectory_chars,
+            trajectory_keep=self.trajectory_keep,
         )
 
     def input_limits(self) -> InputLimits:

@@ -367,3 +367,25 @@ class SandboxService:
         if released:
             self.ledger.released(host)
         return released
+
+    async def trajectory(self, instance_id: str) -> dict[str, Any]:
+        """An instance's transcript, live or among the finished ones its host keeps."""
+        try:
+            host = await self._host(instance_id)
+        except UnknownInstance:  # released: a custom id no longer routes; any host may keep its transcript
+            for load in self.serving():
+                with contextlib.suppress(UnknownInstance):
+                    found: dict[str, Any] = await self.hosts.call(load.name, "trajectory", instance_id)
+                    return found
+            raise
+        result: dict[str, Any] = await self.hosts.call(host, "trajectory", instance_id)
+        return result
+
+    async def trajectories(self, status: str | None, failed: bool, infra: bool) -> list[dict[str, Any]]:
+        """Every host's transcript summaries, newest activity first."""
+        if status not in (None, "live", "finished"):
+            raise bounds.invalid(f"status must be 'live' or 'finished', got {status!r}")
+        names = [load.name for load in self.serving()]
+        found = await asyncio.gather(*(self.hosts.call(n, "trajectories", status, failed, infra) for n in names))
+        return sorted((s for summaries in found for s in summaries), key=lambda s: s["last_at"], reverse=True)
+

@@ -20,7 +20,7 @@ from trainbox_server.errors import CapacityExceeded, InternalError, PayloadTooLa
 from trainbox_server.service.metrics import ERRORS
 
 log = logging.getLogger(__name__)
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ui"})  # /ui: a static page, its data needs the token
 
 
 def is_compat(path: str) -> bool:
@@ -75,9 +75,12 @@ class BearerAuth:
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+        if scope["type"] in ("http", "websocket") and scope["path"] not in OPEN_PATHS:
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
+                if scope["type"] == "websocket":  # refused before the handshake: the client sees a 403
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 error = Unauthorized("missing or wrong bearer token (send 'Authorization: Bearer <token>')")
                 await error_response(scope["path"], error)(scope, receive, send)
                 return
