@@ -67,8 +67,6 @@ def _archs(images: dict, name: str) -> list[str]:
     return images[name]["archs"].split(",")
 
 
-
-
 @pytest.mark.timeout(1800)  # arm64 runs under qemu-user: Ray takes minutes to start there
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_server_image_serves_a_bfcl_episode(images: dict, arch: str) -> None:

@@ -98,7 +98,7 @@ def test_every_variable_the_operator_sets_is_a_setting() -> None:
         ("FAMILIES", '{"bfcl": 3}', "TRAINBOX_FAMILIES (bfcl): Input should be a valid dictionary"),
         ("FAMILIES", '{"bfcl": {"wram": 3}}', "TRAINBOX_FAMILIES (bfcl.wram): Extra inputs are not permitted"),
         ("FAMILIES", '{"bfcl": {"warm": "x"}}', "TRAINBOX_FAMILIES (bfcl.warm): Input should be a valid integer"),
-        ("ENVIRONMENTS", "bfcl,webshop", "TRAINBOX_ENVIRONMENTS: unknown families ['webshop']; accepted: comma"),
+        ("ENVIRONMENTS", "bfcl,webshopp", "TRAINBOX_ENVIRONMENTS: unknown families ['webshopp']; accepted: comma"),
         ("TOKEN_FILE", "/nonexistent/token", "TRAINBOX_TOKEN_FILE: cannot read /nonexistent/token"),
         ("KEEP_ALIVE", "1.5", "TRAINBOX_KEEP_ALIVE: Input should be a valid integer"),
     ],

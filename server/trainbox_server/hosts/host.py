@@ -441,3 +441,12 @@ class InstanceHost:
             "installed": self.runtime.installed(),  # placement sends a family only where it can run
             "runtime": runtime,
         })  # fmt: skip
+
+    async def shutdown(self) -> dict[str, Any]:
+        """Release every instance and stop the workers (the in-process hosts' teardown)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for instance_id in list(self.records):
+            await self._release(instance_id, "explicit")
+        await self.runtime.close_all()
+        return ok(True)

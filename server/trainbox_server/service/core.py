@@ -388,4 +388,3 @@ class SandboxService:
         names = [load.name for load in self.serving()]
         found = await asyncio.gather(*(self.hosts.call(n, "trajectories", status, failed, infra) for n in names))
         return sorted((s for summaries in found for s in summaries), key=lambda s: s["last_at"], reverse=True)
-

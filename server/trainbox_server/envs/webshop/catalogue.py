@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from trainbox_server.envs.base import SPLITS, DataMissing, UnknownSplit, UnknownTask
+from trainbox_server.envs.base import SPLITS
+from trainbox_server.errors import EnvironmentUnavailable as DataMissing
+from trainbox_server.errors import UnknownSplit, UnknownTask
 
 DEFAULT_ROOT = os.path.join("~", ".cache", "trainbox", "webshop")
 SETTINGS = {  # WEBSHOP_SETTING → (products file, attributes file)

@@ -10,10 +10,11 @@ import re
 import sys
 from typing import Any
 
-from trainbox_server.envs.base import Created, EnvError, EpisodeOver, Evaluation, InvalidAction, Message, StepResult
+from trainbox_server.envs.base import Created, Evaluation, Message, StepResult
 from trainbox_server.envs.webshop import catalogue as data
 from trainbox_server.envs.webshop import pages
 from trainbox_server.envs.webshop.pages import Session
+from trainbox_server.errors import EpisodeOver, InvalidAction, InvalidRequest, TrainboxError
 
 WEBSHOP_TOOL: dict[str, Any] = {
     "type": "function",
@@ -71,7 +72,7 @@ class WebShopFamily:
         try:
             shared = self.shared
             shared.index.search("warm up")
-        except EnvError as exc:
+        except TrainboxError as exc:
             print(f"webshop: {exc}", file=sys.stderr)
         reward.warm()
         gc.collect()
@@ -99,7 +100,7 @@ class WebShopFamily:
 def _bool_param(params: dict[str, Any], key: str, default: bool) -> bool:
     value = params.get(key, default)
     if not isinstance(value, bool):
-        raise EnvError(f"param {key!r} must be true or false, got {value!r}")
+        raise InvalidRequest(f"param {key!r} must be true or false, got {value!r}")
     return value
 
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Any
 
-from trainbox_server.envs.base import DataMissing
+from trainbox_server.errors import EnvironmentUnavailable as DataMissing
 
 SEARCH_RETURN_N = 50  # the original's
 CACHE_SIZE = 4096  # queries whose hits a process remembers (Lucene answers the same hits for the same query)
