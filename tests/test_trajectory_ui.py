@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -68,6 +69,11 @@ def episodes(keeping_service: Service) -> dict[str, str]:
             "wrong": play(http, TASK, wrong_multi_turn_steps(TASK)),
         }
         ids["infra"] = play(http, TASK, multi_turn_steps(TASK)[:1], release=False)
+        # the front's view of the hosts refreshes every second: wait until it shows the worker holding it
+        deadline = time.monotonic() + 30
+        while not bfcl_workers(http) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert bfcl_workers(http), "no BFCL worker holds the live instance"
         for pid in bfcl_workers(http):  # the service's own worker, which holds only this instance now
             os.kill(pid, signal.SIGKILL)
         lost = http.post(f"/v1/instances/{ids['infra']}/step", json={"action": {"content": "[ls()]"}})
