@@ -138,7 +138,7 @@ SERVER_VERSION=$(version server/pyproject.toml)
 # Opt-in (not in the default set): TRAINBOX_IMAGES="... webshop=amd64" adds the WebShop engine's image.
 [ -n "${ARCHS[webshop]:-}" ] && image webshop "$SERVER_VERSION" SERVER "${REF[server]}" \
   requirements/webshop.txt requirements/webshop-nodeps.txt server
-[ -n "${ARCHS[operator]:-}" ] && image operator "$(version operator/pyproject.toml)" BASE "$BASE_REF" operator
+[ -n "${ARCHS[operator]:-}" ] && image operator "$(version operator/pyproject.toml)" BASE "$BASE_REF" operator sdk  # the operator calls sandboxes through the SDK
 
 # The test bed's own images, from the binaries `make k8s-tools` built: the pod sandbox's pause (both
 # architectures) and CoreDNS (amd64: it runs on the amd64 node). Skipped, with a note, before k8s-tools ran.
