@@ -142,10 +142,11 @@ def test_invalid_manifests(
     with pytest.raises(k8s.exceptions.ApiException) as refused:
         create(kube_api, namespace, "trainingsandboxes", wrong_arch)
     assert refused.value.status == 422 and "sparc" in refused.value.body
-    # an instance names a family, or a family pinned to a release; anything else is refused by the schema
+    # an instance names a family (webshop included), or a family pinned to a release; anything else is refused
     create(kube_api, namespace, "traininginstances", instance_manifest("pinned", "none", envType="bfcl@2025.10.1"))
+    create(kube_api, namespace, "traininginstances", instance_manifest("shop", "none", envType="webshop"))
     with pytest.raises(k8s.exceptions.ApiException) as refused:
-        create(kube_api, namespace, "traininginstances", instance_manifest("nope", "none", envType="webshop"))
+        create(kube_api, namespace, "traininginstances", instance_manifest("nope", "none", envType="alfworld"))
     assert refused.value.status == 422 and "envType" in refused.value.body
 
     # schema-valid but unreconcilable: reported through a condition, not retried in a loop
