@@ -44,17 +44,22 @@ def service(ray_cluster: RayCluster) -> Iterator[Service]:
     svc.stop()
 
 
+def build_dataset(family: str, builder_module: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small dataset of ``family`` in its own format, built by the project's builder in the family's venv."""
+    python = default_python(family)
+    if not os.path.exists(python):
+        pytest.fail(f"the {family} venv is missing ({python}): run `make install`")
+    root = tmp_path_factory.mktemp(f"{family}-data")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
+    builder = [python, "-m", builder_module, "--root", str(root)]
+    subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
+    return root
+
+
 @pytest.fixture(scope="session")
 def appworld_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small AppWorld dataset in AppWorld's own format, built through the engine by the project's builder."""
-    python = default_python("appworld")
-    if not os.path.exists(python):
-        pytest.fail(f"the AppWorld venv is missing ({python}): run `make install`")
-    root = tmp_path_factory.mktemp("appworld-data")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
-    builder = [python, "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)]
-    subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
-    return root
+    return build_dataset("appworld", "trainbox_server.envs.appworld_dataset", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -79,11 +84,4 @@ def app(local_hosts: LocalHosts) -> Iterator[App]:
 @pytest.fixture(scope="session")
 def webshop_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small WebShop catalogue in WebShop's own format, with its Lucene index, built by the project's builder."""
-    python = default_python("webshop")
-    if not os.path.exists(python):
-        pytest.fail(f"the WebShop venv is missing ({python}): run `make install`")
-    root = tmp_path_factory.mktemp("webshop-data")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
-    builder = [python, "-m", "trainbox_server.envs.webshop.generate", "--root", str(root)]
-    subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
-    return root
+    return build_dataset("webshop", "trainbox_server.envs.webshop.generate", tmp_path_factory)

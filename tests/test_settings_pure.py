@@ -122,7 +122,7 @@ def test_good_values_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         "ENVIRONMENTS": " bfcl, appworld ",
         "FAMILIES": '{"appworld": {"warm": 4, "env": {"APPWORLD_ROOT": "/d"}}, "bfcl@2025.10.1": {"processes": 3}}',
         "TOKEN_FILE": str(tmp_path / "token"),
-        "PORT": "tcp://10.0.0.1:8080",  # a Kubernetes Service link variable: not a setting, ignored
+        "PORT": "tcp://198.18.0.1:8080",  # a Kubernetes Service link variable: not a setting, ignored
     }.items():
         monkeypatch.setenv(f"TRAINBOX_{name}", value)
     config = ServiceConfig.from_env()
