@@ -91,22 +91,22 @@ def start_reference(num_cpus: int = 2) -> ReferenceService:
         f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats", "--block",
         f"--temp-dir={workdir / 'ray'}",
     ]  # fmt: skip
-    ray_log = open(workdir / "ray.log", "wb")  # noqa: SIM115 - lives with the process
-    service.procs.append(
-        subprocess.Popen(head, cwd=workdir, env=env, stdout=ray_log, stderr=subprocess.STDOUT, start_new_session=True)
-    )
+    with open(workdir / "ray.log", "wb") as ray_log:  # the child keeps its own copy of the descriptor
+        service.procs.append(
+            subprocess.Popen(head, cwd=workdir, env=env, stdout=ray_log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
     try:
         _wait_ray(f"127.0.0.1:{ray_port}", env)
         cmd = [str(PYTHON), "-m", "training_box.env_service", "--env", "bfcl", "--portal", "127.0.0.1"]
-        log = open(workdir / "service.log", "wb")  # noqa: SIM115 - lives with the process
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port)],
-            cwd=workdir,
-            env={**env, "RAY_ADDRESS": f"127.0.0.1:{ray_port}"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(workdir / "service.log", "wb") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                [*cmd, "--port", str(port)],
+                cwd=workdir,
+                env={**env, "RAY_ADDRESS": f"127.0.0.1:{ray_port}"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         service.procs.append(proc)
         _wait_healthy(service, proc)
     except BaseException:

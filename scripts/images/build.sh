@@ -101,6 +101,7 @@ base() {  # the debootstrapped base for amd64 and arm64, published as 127.0.0.1:
   tag=bookworm-$(bash scripts/images/base-rootfs.sh key)
   BASE_REF=$REG/trainbox/base:$tag
   [ "$(list_archs trainbox/base "$tag")" = "amd64 arm64" ] && { step "base image up to date ($BASE_REF)"; return; }
+  mkdir -p "$CACHE/images/base"
   ctx=$(mktemp -d "$CACHE/images/base/ctx-XXXXXX")
   printf 'FROM scratch\nARG TARGETARCH\nADD rootfs-${TARGETARCH}.tar /\nENV LANG=C.UTF-8\nCMD ["python3"]\n' >"$ctx/Dockerfile"
   for arch in amd64 arm64; do
