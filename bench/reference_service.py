@@ -92,9 +92,10 @@ def start_reference(num_cpus: int = 2) -> ReferenceService:
         f"--temp-dir={workdir / 'ray'}",
     ]  # fmt: skip
     with open(workdir / "ray.log", "wb") as ray_log:  # the child keeps its own copy of the descriptor
-        service.procs.append(
-            subprocess.Popen(head, cwd=workdir, env=env, stdout=ray_log, stderr=subprocess.STDOUT, start_new_session=True)
+        head_proc = subprocess.Popen(
+            head, cwd=workdir, env=env, stdout=ray_log, stderr=subprocess.STDOUT, start_new_session=True
         )
+    service.procs.append(head_proc)
     try:
         _wait_ray(f"127.0.0.1:{ray_port}", env)
         cmd = [str(PYTHON), "-m", "training_box.env_service", "--env", "bfcl", "--portal", "127.0.0.1"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from trainbox_server.hosts.trajectory import TrajectoryStore, clip
+from trainbox_server.hosts.trajectory import MAX_ITEMS, TrajectoryStore, clip, size_of
 
 OPENING = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]
 
@@ -20,6 +20,8 @@ def step(store: TrajectoryStore, iid: str, n: int, reward: float = 0.0, end: boo
         ("abcdef", 3, "abc… [3 more chars]"),
         ({"a": ["abcdef", 1, None]}, 2, {"a": ["ab… [4 more chars]", 1, None]}),
         ((1, "xy"), 5, [1, "xy"]),
+        (list(range(MAX_ITEMS + 3)), 5, [*range(MAX_ITEMS), "… [3 more items]"]),
+        ({str(n): n for n in range(MAX_ITEMS + 1)}, 5, {**{str(n): n for n in range(MAX_ITEMS)}, "…": "[1 more keys]"}),
     ],
 )
 def test_clip(value: object, limit: int, expected: object) -> None:
@@ -35,6 +37,27 @@ def test_steps_are_bounded_and_counted() -> None:
     assert transcript is not None
     assert [s["step"] for s in transcript.steps] == [3, 4, 5] and transcript.dropped == 2
     assert transcript.to_dict()["steps"] == 5
+
+
+def test_a_transcript_keeps_to_its_byte_budget_whatever_the_model_sends() -> None:
+    """Wide observations (many strings, each under the per-string cut) cost the oldest steps, never the host's
+    memory; a single step over the budget stays as a stub that says what it was."""
+    budget = 64 * 1024
+    store = TrajectoryStore("h", max_steps=1000, max_chars=4000, max_bytes=budget)
+    store.start("i", "bfcl", "t", OPENING, 0.0)
+    wide = {"state": [{"role": "tool", "content": "x" * 4000}] * 10, "reward": 0.0, "is_terminated": False}
+    for n in range(1, 101):
+        store.step("i", {"role": "assistant", "content": "y" * 4000}, {**wide, "info": {"n": n}}, float(n))
+    transcript = store.get("i")
+    assert transcript is not None
+    kept = list(transcript.steps)
+    assert sum(size_of(s) for s in kept) <= budget and transcript.dropped == 100 - len(kept) > 0
+    assert kept[-1]["step"] == 100 and kept[-1]["info"] == {"n": 100}  # the newest survive
+    huge = {"state": [{"role": "tool", "content": "z" * 4000}] * MAX_ITEMS, "reward": 0.0, "is_terminated": True}
+    store.step("i", "act", {**huge, "info": {}}, 200.0)
+    last = transcript.steps[-1]
+    assert last["step"] == 101 and last["terminated"] is True and "over the transcript's budget" in last["omitted"]
+    assert "observation" not in last and sum(size_of(s) for s in transcript.steps) <= budget
 
 
 def test_zero_steps_records_nothing() -> None:

@@ -70,6 +70,7 @@ class HostSettings:
     max_snapshot_bytes: int = 256 * 1024 * 1024
     trajectory_steps: int = 200  # steps kept per instance's transcript (0: no transcripts)
     trajectory_chars: int = 4000  # the longest string kept in a transcript
+    trajectory_bytes: int = 256 * 1024  # the most a transcript's steps take (JSON bytes; the oldest go first)
     trajectory_keep: int = 0  # finished episodes' transcripts kept after release
 
     def runtime_config(self) -> RuntimeConfig:
@@ -137,7 +138,11 @@ class InstanceHost:
             settings.name, settings.max_snapshots, settings.max_snapshot_bytes, settings.snapshot_ttl
         )
         self.transcripts = TrajectoryStore(
-            settings.name, settings.trajectory_steps, settings.trajectory_chars, settings.trajectory_keep
+            settings.name,
+            settings.trajectory_steps,
+            settings.trajectory_chars,
+            settings.trajectory_keep,
+            settings.trajectory_bytes,
         )
         self.creating = 0
         self.created: collections.Counter[str] = collections.Counter()

@@ -1,8 +1,11 @@
 """Each instance's transcript, kept on its host for people debugging rewards: the task's opening messages,
 every step's action, observation, reward and info, the errors, the evaluations and the checker's findings.
 
-Bounded: at most ``max_steps`` steps per instance (the newest; ``dropped`` counts the others) and
-``max_chars`` per string. A transcript is dropped when its instance is released, unless the host keeps the
+Bounded: at most ``max_steps`` steps per instance (the newest; ``dropped`` counts the others),
+``max_chars`` per string, ``MAX_ITEMS`` items per list or object, and ``max_bytes`` per transcript (its
+steps' JSON size: the oldest steps go first, counted in ``dropped``; a single step bigger than the budget is
+kept as a stub saying so). A host's transcripts thus hold at most ``max_bytes`` per live instance, whatever
+a model sends. A transcript is dropped when its instance is released, unless the host keeps the
 last ``keep_finished`` finished ones. ``max_steps`` 0 records nothing. Pure bookkeeping, no I/O.
 """
 
@@ -10,24 +13,36 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_EVALUATIONS = 8  # evaluations kept per transcript (the newest)
+MAX_ITEMS = 64  # items kept per list or object in a transcript (the first ones)
 STATUSES = ("live", "finished")
 
 
 def clip(value: Any, max_chars: int, depth: int = 0) -> Any:
-    """``value`` with every string cut to ``max_chars`` (saying how much was cut), nesting cut at 32."""
+    """``value`` with every string cut to ``max_chars`` and every list or object to ``MAX_ITEMS`` items
+    (each saying how much was cut), nesting cut at 32."""
     if isinstance(value, str):
         return value if len(value) <= max_chars else f"{value[:max_chars]}… [{len(value) - max_chars} more chars]"
     if depth >= 32:
         return "… [nested too deep]"
     if isinstance(value, dict):
-        return {str(k): clip(v, max_chars, depth + 1) for k, v in value.items()}
+        kept = {str(k): clip(v, max_chars, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
+        if len(value) > MAX_ITEMS:
+            kept["…"] = f"[{len(value) - MAX_ITEMS} more keys]"
+        return kept
     if isinstance(value, list | tuple):
-        return [clip(v, max_chars, depth + 1) for v in value]
+        items = [clip(v, max_chars, depth + 1) for v in value[:MAX_ITEMS]]
+        return [*items, f"… [{len(value) - MAX_ITEMS} more items]"] if len(value) > MAX_ITEMS else items
     return value
+
+
+def size_of(entry: Any) -> int:
+    """The bytes an entry takes in a transcript's JSON (what the budget counts)."""
+    return len(json.dumps(entry, ensure_ascii=False, default=str).encode())
 
 
 @dataclass
@@ -40,6 +55,7 @@ class Transcript:
     opening: list[Any]
     origin: str | None = None  # "fork of <id>" / "restored from <snapshot>"
     steps: collections.deque[dict[str, Any]] = field(default_factory=collections.deque)
+    step_bytes: collections.deque[int] = field(default_factory=collections.deque)  # size_of each kept step
     step_count: int = 0
     dropped: int = 0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
@@ -98,8 +114,11 @@ class Transcript:
 class TrajectoryStore:
     """The transcripts of one host: live ones by instance id, then the last ``keep_finished`` finished."""
 
-    def __init__(self, host: str, max_steps: int = 200, max_chars: int = 4000, keep_finished: int = 0) -> None:
+    def __init__(
+        self, host: str, max_steps: int = 200, max_chars: int = 4000, keep_finished: int = 0, max_bytes: int = 262144
+    ) -> None:
         self.host, self.max_steps, self.max_chars, self.keep_finished = host, max_steps, max_chars, keep_finished
+        self.max_bytes = max_bytes
         self.live: dict[str, Transcript] = {}
         self.finished: collections.OrderedDict[str, Transcript] = collections.OrderedDict()
 
@@ -173,9 +192,18 @@ class TrajectoryStore:
         transcript.last_at = now
 
     def _append(self, transcript: Transcript, entry: dict[str, Any], now: float) -> None:
+        size = size_of(entry)
+        if size > self.max_bytes:  # alone over the budget: what it was, not what it said
+            entry = {k: entry[k] for k in ("step", "at", "op", "reward", "terminated") if k in entry}
+            entry["omitted"] = f"{size} bytes, over the transcript's budget of {self.max_bytes}"
+            size = size_of(entry)
         transcript.steps.append(entry)
-        while len(transcript.steps) > self.max_steps:
+        transcript.step_bytes.append(size)
+        while len(transcript.steps) > self.max_steps or (
+            len(transcript.steps) > 1 and sum(transcript.step_bytes) > self.max_bytes
+        ):
             transcript.steps.popleft()
+            transcript.step_bytes.popleft()
             transcript.dropped += 1
         transcript.last_at = now
 

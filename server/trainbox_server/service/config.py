@@ -91,6 +91,9 @@ class ServiceConfig(BaseModel):
     trajectory_steps: int = Field(200, ge=0, description="steps kept per instance (the newest), >= 0; 0: none")
     trajectory_chars: int = Field(4000, ge=1, description="the longest string kept in a transcript, >= 1")
     trajectory_keep: int = Field(0, ge=0, description="finished episodes kept per host after release, >= 0")
+    trajectory_bytes: int = Field(
+        256 * 1024, ge=1024, description="the most one transcript's steps take, in JSON bytes, >= 1024"
+    )
 
     @field_validator("families", mode="before")
     @classmethod
@@ -144,6 +147,7 @@ class ServiceConfig(BaseModel):
             trajectory_steps=self.trajectory_steps,
             trajectory_chars=self.trajectory_chars,
             trajectory_keep=self.trajectory_keep,
+            trajectory_bytes=self.trajectory_bytes,
         )
 
     def input_limits(self) -> InputLimits:
