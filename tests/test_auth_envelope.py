@@ -1,8 +1,11 @@
 """A refused bearer token is answered in the one error envelope: the reference-compatible routes (and
-unknown paths) with its ``success: false``, ``/v1`` with ours. The real app; the auth check answers before
-any route, so no Ray is started."""
+unknown paths) with its ``success: false``, ``/v1`` with ours; HTTP Basic with the token as the password is
+accepted too (a URL with user info: OpenEnv's client has no other way to send it). The real app; the auth
+check answers before any route, so no Ray is started."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,3 +35,26 @@ def test_v1_routes_answer_401_with_the_error_object(client: TestClient, path: st
     response = client.post(path, json={})
     assert response.status_code == 401
     assert set(response.json()) == {"error"} and response.json()["error"].items() >= UNAUTHORIZED.items()
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"authorization": "Bearer s3cret"}, True),
+        (basic("trainbox", "s3cret"), True),
+        (basic("", "s3cret"), True),
+        ({"authorization": "basic " + base64.b64encode(b"anyone:s3cret").decode()}, True),
+        (basic("s3cret", "wrong"), False),  # the token is the password, not the user
+        (basic("trainbox", "s3cret2"), False),
+        ({"authorization": "Basic not-base64!"}, False),
+        ({"authorization": "Bearer s3cre"}, False),
+        ({}, False),
+    ],
+)
+def test_bearer_or_basic_with_the_token_as_password(client: TestClient, headers: dict[str, str], allowed: bool) -> None:
+    response = client.get("/v1/no-such-route", headers=headers)  # past auth: a 404; refused: a 401
+    assert response.status_code == (404 if allowed else 401), response.text

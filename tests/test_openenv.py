@@ -8,7 +8,9 @@ once over 16 WebSocket sessions, one of them through the client's ``.sync()`` wr
 observation, reward, ``done`` and state as JSON. Checked: the ground truth scores 1.0; a wrong call scores
 0.0 and its error is an observation; a malformed ``<tool_call>`` and the empty action end the model's turn
 with the next question (no error); the session's instance is released when the client closes; protocol
-errors carry OpenEnv's codes, capacity errors ``CAPACITY_REACHED`` (on a service that holds 2 instances).
+errors carry OpenEnv's codes, capacity errors ``CAPACITY_REACHED`` (on a service that holds 2 instances and
+has a token: the client, which cannot add a header, sends it as the password of the URL's user info, and
+without it the session is refused).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tests.servicekit import REPO, RayCluster, Service, start_service
 pytestmark = pytest.mark.slow
 OPENENV_PYTHON = REPO / ".venvs/openenv/bin/python"
 MALFORMED = {"content": '<tool_call>\n{"name": "cd", "arguments": {"folder": </tool_call>'}
+TOKEN = "openenv-s3cret"
 GROUND = [f"multi_turn_base_{i}" for i in range(10)] + ["multi_turn_miss_func_0", "simple_python_0"]
 
 # Runs in .venvs/openenv: argv = base URL, path of the plan JSON. Prints one JSON object.
@@ -94,15 +97,22 @@ async def main():
 print(json.dumps(asyncio.run(main())))
 """
 
-# Capacity: on a service holding at most 2 instances. Argv = base URL.
+# Capacity: on a service holding at most 2 instances, with a token. Argv = base URL with the token as the
+# password of its user info, and the base URL without it.
 CAPACITY_SCRIPT = r"""
 import asyncio, json, sys
 from openenv.core import GenericEnvClient
 
-url = sys.argv[1] + "/openenv/bfcl"
+url, without_token = sys.argv[1] + "/openenv/bfcl", sys.argv[2] + "/openenv/bfcl"
 
 async def main():
     out = {}
+    try:
+        async with GenericEnvClient(base_url=without_token) as env:
+            await env.reset(task_id="multi_turn_base_0")
+        out["no_token"] = "admitted"
+    except ConnectionError as exc:
+        out["no_token"] = str(exc)
     first, second, third = (GenericEnvClient(base_url=url) for _ in range(3))
     for env in (first, second, third):
         await env.connect()
@@ -258,14 +268,17 @@ def test_http_routes(service: Service) -> None:
 
 @pytest.fixture(scope="module")
 def small_service(ray_cluster: RayCluster) -> Iterator[Service]:
-    svc = start_service(ray_cluster.address, TRAINBOX_HOSTS_PER_NODE="1", TRAINBOX_MAX_LIVE="2")
+    svc = start_service(ray_cluster.address, TRAINBOX_HOSTS_PER_NODE="1", TRAINBOX_MAX_LIVE="2", TRAINBOX_TOKEN=TOKEN)
     yield svc
     svc.stop()
 
 
 def test_capacity_errors_use_openenv_code(openenv_python: Path, small_service: Service) -> None:
-    out = run_client(openenv_python, CAPACITY_SCRIPT, small_service.url)
+    with_token = small_service.url.replace("http://", f"http://trainbox:{TOKEN}@")
+    out = run_client(openenv_python, CAPACITY_SCRIPT, with_token, small_service.url)
+    assert "Failed to connect" in out["no_token"] and "403" in out["no_token"], out
     assert "(code: CAPACITY_REACHED)" in out["third"], out
     assert out["retry"] == "multi_turn_base_2", out
-    hosts = httpx.get(f"{small_service.url}/v1/hosts", timeout=30).json()["hosts"]
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    hosts = httpx.get(f"{small_service.url}/v1/hosts", headers=auth, timeout=30).json()["hosts"]
     assert sum(h.get("live", 0) for h in hosts) == 0

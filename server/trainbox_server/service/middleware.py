@@ -8,6 +8,8 @@ re-raises it to the server, and uvicorn then drops the keep-alive connection. Th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import logging
 from typing import Any
@@ -68,20 +70,35 @@ class ErrorGuard:
 
 
 class BearerAuth:
-    """Every route but health needs ``Authorization: Bearer <token>`` when a token is configured."""
+    """Every route but health needs the token when one is configured: ``Authorization: Bearer <token>``, or
+    HTTP Basic with the token as the password (any user name) — what a client sends for a URL with user
+    info, e.g. OpenEnv's client given ``http://trainbox:<token>@host:8080/openenv/bfcl``, which has no way
+    to add a header of its own."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.token = token.encode()
+        self.expected = b"Bearer " + self.token
+
+    def allows(self, given: bytes) -> bool:
+        if given[:6].lower() == b"basic ":
+            try:
+                _, _, password = base64.b64decode(given[6:].strip(), validate=True).partition(b":")
+            except (binascii.Error, ValueError):
+                return False
+            return hmac.compare_digest(password, self.token)
+        return hmac.compare_digest(given, self.expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and scope["path"] not in OPEN_PATHS:
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            if not self.allows(dict(scope["headers"]).get(b"authorization", b"")):
                 if scope["type"] == "websocket":  # refused before the handshake: the client sees a 403
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                error = Unauthorized("missing or wrong bearer token (send 'Authorization: Bearer <token>')")
+                error = Unauthorized(
+                    "missing or wrong bearer token (send 'Authorization: Bearer <token>', or HTTP Basic with the "
+                    "token as the password)"
+                )
                 await error_response(scope["path"], error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
