@@ -90,17 +90,17 @@ class BearerAuth:
         return hmac.compare_digest(given, self.expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"] not in OPEN_PATHS:
-            if not self.allows(dict(scope["headers"]).get(b"authorization", b"")):
-                if scope["type"] == "websocket":  # refused before the handshake: the client sees a 403
-                    await send({"type": "websocket.close", "code": 1008})
-                    return
-                error = Unauthorized(
-                    "missing or wrong bearer token (send 'Authorization: Bearer <token>', or HTTP Basic with the "
-                    "token as the password)"
-                )
-                await error_response(scope["path"], error)(scope, receive, send)
+        guarded = scope["type"] in ("http", "websocket") and scope["path"] not in OPEN_PATHS
+        if guarded and not self.allows(dict(scope["headers"]).get(b"authorization", b"")):
+            if scope["type"] == "websocket":  # refused before the handshake: the client sees a 403
+                await send({"type": "websocket.close", "code": 1008})
                 return
+            error = Unauthorized(
+                "missing or wrong bearer token (send 'Authorization: Bearer <token>', or HTTP Basic with the "
+                "token as the password)"
+            )
+            await error_response(scope["path"], error)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
