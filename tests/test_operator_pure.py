@@ -201,6 +201,26 @@ def test_appworld_data_reaches_the_workers_and_the_front_says_where(data: dict, 
     assert json.loads(env["TRAINBOX_FAMILIES"]) == {"appworld": {"env": {"APPWORLD_ROOT": "/data/appworld"}}}
 
 
+def test_webshop_data_beside_appworld_data() -> None:
+    body = sandbox(appworldData={"claimName": "aw"}, webshopData={"hostPath": "/srv/ws"})
+    pod = desired.raycluster(body)["spec"]["workerGroupSpecs"][0]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["appworld-data", "webshop-data"]
+    assert pod["volumes"][1]["hostPath"] == {"path": "/srv/ws", "type": "Directory"}
+    assert pod["containers"][0]["volumeMounts"][1] == {
+        "name": "webshop-data",
+        "mountPath": "/data/webshop",
+        "readOnly": True,
+    }
+    env = {
+        e["name"]: e.get("value")
+        for e in desired.front_deployment(body)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert json.loads(env["TRAINBOX_FAMILIES"]) == {
+        "appworld": {"env": {"APPWORLD_ROOT": "/data/appworld"}},
+        "webshop": {"env": {"WEBSHOP_ROOT": "/data/webshop"}},
+    }
+
+
 def test_no_appworld_data_no_volume() -> None:
     body = sandbox()
     pod = desired.raycluster(body)["spec"]["workerGroupSpecs"][0]["template"]["spec"]

@@ -95,8 +95,12 @@ def _container(
     return container
 
 
-# Where a worker pod sees AppWorld's data (spec.appworldData), read-only.
-APPWORLD_MOUNT = "/data/appworld"
+# The families whose data a sandbox mounts into its worker pods, read-only: the spec field naming the volume,
+# where the pods see it, and the family's variable the hosts set to it.
+DATA_VOLUMES = {
+    "appworld": ("appworldData", "/data/appworld", "APPWORLD_ROOT"),
+    "webshop": ("webshopData", "/data/webshop", "WEBSHOP_ROOT"),
+}
 GCS_PORT = 6379
 RAYLET_PORT = 6380  # fixed, so a probe can check the raylet answers
 # Ray keeps few objects here (instances live in worker processes): a small store fits a pod's /dev/shm.
@@ -142,18 +146,22 @@ def _tcp_probes(port: int) -> dict[str, Any]:
     }
 
 
-def _appworld_volume(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, mounts) giving worker pods AppWorld's data, when spec.appworldData names it."""
-    data = spec.get("appworldData") or {}
-    if data.get("claimName"):
-        source: dict[str, Any] = {"persistentVolumeClaim": {"claimName": data["claimName"], "readOnly": True}}
-    elif data.get("hostPath"):
-        source = {"hostPath": {"path": data["hostPath"], "type": "Directory"}}
-    else:
-        return [], []
-    return [{"name": "appworld-data", **source}], [
-        {"name": "appworld-data", "mountPath": APPWORLD_MOUNT, "readOnly": True}
-    ]
+def _data_volumes(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """(volumes, mounts, families' env) giving worker pods the families' data that the spec names
+    (spec.appworldData, spec.webshopData)."""
+    volumes, mounts, families = [], [], {}
+    for family, (field, path, variable) in DATA_VOLUMES.items():
+        data = spec.get(field) or {}
+        if data.get("claimName"):
+            source: dict[str, Any] = {"persistentVolumeClaim": {"claimName": data["claimName"], "readOnly": True}}
+        elif data.get("hostPath"):
+            source = {"hostPath": {"path": data["hostPath"], "type": "Directory"}}
+        else:
+            continue
+        volumes.append({"name": f"{family}-data", **source})
+        mounts.append({"name": f"{family}-data", "mountPath": path, "readOnly": True})
+        families[family] = {"env": {variable: path}}
+    return volumes, mounts, families
 
 
 def control_arch(spec: dict[str, Any]) -> str:
@@ -172,7 +180,7 @@ def raycluster(body: dict[str, Any], workers_to_delete: dict[str, list[str]] | N
     head = _container("ray-head", spec["image"], pull, (spec.get("head") or {}).get("resources"))
     head.update(_tcp_probes(GCS_PORT), env=list(RAY_ENV))
     head_pod = {"spec": {**POD_DEFAULTS, "nodeSelector": {"kubernetes.io/arch": head_arch}, "containers": [head]}}
-    volumes, mounts = _appworld_volume(spec)
+    volumes, mounts, _ = _data_volumes(spec)
     workers = []
     for g in groups:
         image = (spec.get("imagesByArch") or {}).get(g["arch"], spec["image"])
@@ -237,8 +245,8 @@ def _front_env(body: dict[str, Any]) -> list[dict[str, Any]]:
         {"name": "TRAINBOX_NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         *({"name": var, "value": str(defaults.get(key, INSTANCE_DEFAULTS[key]))} for key, var in INSTANCE_ENV.items()),
     ]
-    if _appworld_volume(spec)[0]:  # the hosts start AppWorld's workers with the data where the pods mount it
-        families = {"appworld": {"env": {"APPWORLD_ROOT": APPWORLD_MOUNT}}}
+    families = _data_volumes(spec)[2]
+    if families:  # the hosts start those families' workers with the data where the pods mount it
         env.append({"name": "TRAINBOX_FAMILIES", "value": json.dumps(families)})
     auth = spec.get("authSecretRef")
     if auth:
