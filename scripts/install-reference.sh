@@ -8,20 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=uv-env.sh
 source scripts/uv-env.sh
-DIR=.venvs/reference
-INPUTS=(requirements/reference.txt requirements/reference-nodeps.txt scripts/install-reference.sh)
+# shellcheck source=venv-lib.sh
+source scripts/venv-lib.sh
 
-want=$(cat "${INPUTS[@]}" | sha256sum | cut -c1-16)
-if [ -f "$DIR/.trainbox-stamp" ] && [ "$(cat "$DIR/.trainbox-stamp")" = "$want" ]; then
-  step "reference venv up to date ($DIR)"
-  exit 0
-fi
-step "creating reference venv in $DIR (agentscope-runtime training_box + bfcl-eval, no torch)"
-[ -x "$DIR/bin/python" ] || "$UV" venv -q -p "$PY" "$DIR"
-"$UV" pip install --python "$ROOT/$DIR/bin/python" -r requirements/reference.txt
-"$UV" pip install --python "$ROOT/$DIR/bin/python" --no-deps -r requirements/reference-nodeps.txt
-step "checking the reference imports"
-"$DIR/bin/python" - <<'PY'
+install_reference() {
+  uvpip -r requirements/reference.txt
+  uvpip --no-deps -r requirements/reference-nodeps.txt
+  step "checking the reference imports"
+  "$VIRTUAL_ENV/bin/python" - <<'PY'
 import importlib.util, pathlib
 import agentscope_runtime, bfcl_eval, ray, fastapi  # noqa: F401
 from agentscope_runtime.sandbox.client.training_client import TrainingSandboxClient  # noqa: F401
@@ -29,5 +23,8 @@ box = pathlib.Path(agentscope_runtime.__file__).parent / "sandbox/box/training_b
 client = pathlib.Path(agentscope_runtime.__file__).parent / "sandbox/client/training_client.py"
 assert (box / "env_service.py").is_file() and client.is_file(), "agentscope-runtime layout changed"
 PY
-echo "$want" > "$DIR/.trainbox-stamp"
-step "reference venv ready"
+}
+
+make_venv reference .venvs/reference \
+  requirements/reference.txt requirements/reference-nodeps.txt scripts/install-reference.sh scripts/venv-lib.sh \
+  -- install_reference
