@@ -1,6 +1,8 @@
 """Soak: 10,000 create/step/release cycles at concurrency 16 through a real service, with a hostile action
 mixed into every 100th episode. Every other episode must go through untouched (0 lost bystanders, no
-error status at all), the hostile ones get their typed answer, and memory comes back after release."""
+error status at all), the hostile ones get their typed answer, and memory comes back after release.
+Then 10,000 fork + release cycles of one mid-episode instance: every fork is made and released, the source
+is untouched, and the hosts' and workers' memory is back where it started."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from trainbox_server.runtime.procfs import status_kib
 
 from tests.servicekit import RayCluster, Service, start_service
 from tests.test_bfcl_hostile import BIG_FILE, HOSTILE
@@ -110,3 +113,62 @@ def test_soak_with_hostile_actions(soak_service: Service) -> None:
             if after - idle <= MEMORY_TOLERANCE_MIB:
                 break
         assert after - idle <= MEMORY_TOLERANCE_MIB, (idle, after)
+
+
+FORK_CYCLES = 10_000
+
+
+def hosts_and_workers_rss_mib(client: httpx.Client) -> float:
+    """The host actors' own memory (their records, transcripts, snapshots) and their workers'."""
+    hosts = client.get("/v1/hosts").json()["hosts"]
+    return sum(status_kib(h["pid"]) for h in hosts) / 1024 + service_rss_mib(client)
+
+
+async def fork_cycles(url: str, source: str) -> collections.Counter[str]:
+    tally: collections.Counter[str] = collections.Counter()
+    indices = itertools.count()
+    deadline = time.monotonic() + 900
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while next(indices) < FORK_CYCLES and time.monotonic() < deadline:
+            forked = await client.post(f"/v1/instances/{source}/fork", json={"count": 1})
+            tally[f"fork {forked.status_code}"] += 1
+            if forked.status_code != 200:
+                continue
+            (made,) = forked.json()["instances"]
+            released = await client.delete(f"/v1/instances/{made['instance_id']}")
+            tally[f"release {released.status_code}"] += 1
+
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+    return tally
+
+
+def test_fork_and_release_cycles_leave_memory_where_it_started(soak_service: Service) -> None:
+    action = {"role": "assistant", "content": "[mkdir(dir_name='kept')]"}
+    with soak_service.client() as client:
+        source = client.post("/v1/instances", json={"env_type": "bfcl", "task_id": TASK}).json()["instances"][0]
+        source_id = source["instance_id"]
+        assert client.post(f"/v1/instances/{source_id}/step", json={"action": action}).status_code == 200
+        warm = client.post(f"/v1/instances/{source_id}/fork", json={"count": 1}).json()["instances"][0]
+        client.delete(f"/v1/instances/{warm['instance_id']}")
+        time.sleep(8)  # emptied workers trim after a few idle seconds
+        idle = hosts_and_workers_rss_mib(client)
+    began = time.monotonic()
+    tally = asyncio.run(fork_cycles(soak_service.url, source_id))
+    took = time.monotonic() - began
+    assert tally == {"fork 200": FORK_CYCLES, "release 200": FORK_CYCLES}, tally
+    print(f"\n{FORK_CYCLES} fork + release cycles in {took:.0f}s")
+    with soak_service.client() as client:
+        assert sum(host["live"] for host in client.get("/v1/hosts").json()["hosts"]) == 1  # the source
+        status = client.get(f"/v1/instances/{source_id}").json()
+        assert status["steps"] == 1 and status["terminated"] is False  # forks never touched it
+        for _ in range(30):
+            time.sleep(2)
+            after = hosts_and_workers_rss_mib(client)
+            if after - idle <= MEMORY_TOLERANCE_MIB:
+                break
+        print(f"hosts and workers: {idle:.0f} MiB before, {after:.0f} MiB after")
+        assert after - idle <= MEMORY_TOLERANCE_MIB, (idle, after)
+        assert client.delete(f"/v1/instances/{source_id}").json()["released"] is True
