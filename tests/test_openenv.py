@@ -10,7 +10,7 @@ observation, reward, ``done`` and state as JSON. Checked: the ground truth score
 with the next question (no error); the session's instance is released when the client closes; protocol
 errors carry OpenEnv's codes, capacity errors ``CAPACITY_REACHED`` (on a service that holds 2 instances and
 has a token: the client, which cannot add a header, sends it as the password of the URL's user info, and
-without it the session is refused).
+without it the session is refused); and the same client on AppWorld and WebShop (the suite's small datasets).
 """
 
 from __future__ import annotations
@@ -282,3 +282,53 @@ def test_capacity_errors_use_openenv_code(openenv_python: Path, small_service: S
     auth = {"authorization": f"Bearer {TOKEN}"}
     hosts = httpx.get(f"{small_service.url}/v1/hosts", headers=auth, timeout=30).json()["hosts"]
     assert sum(h.get("live", 0) for h in hosts) == 0
+
+
+@pytest.fixture(scope="module")
+def families_service(ray_cluster: RayCluster, appworld_data: Path, webshop_data: Path) -> Iterator[Service]:
+    """AppWorld and WebShop served on the suite's small datasets (each family's own format)."""
+    families = {
+        "appworld": {"env": {"APPWORLD_ROOT": str(appworld_data)}, "warm": 1},
+        "webshop": {"env": {"WEBSHOP_ROOT": str(webshop_data)}, "warm": 1},
+    }
+    svc = start_service(
+        ray_cluster.address,
+        TRAINBOX_ENVIRONMENTS="appworld,webshop",
+        TRAINBOX_FAMILIES=json.dumps(families),
+        TRAINBOX_HOSTS_PER_NODE="1",
+    )
+    yield svc
+    svc.stop()
+
+
+def test_appworld_and_webshop_through_the_openenv_client(
+    openenv_python: Path, families_service: Service, appworld_data: Path, webshop_data: Path, tmp_path: Path
+) -> None:
+    """The same client, unchanged, on the other families: AppWorld's ground-truth answer and WebShop's oracle
+    (search the instruction, open the target, choose the goal's options, buy) both score 1.0."""
+    from trainbox_server.envs.webshop import catalogue
+
+    from tests.test_webshop_service import oracle_actions
+
+    with families_service.client() as http:
+        profile = http.post("/get_env_profile", json={"env_type": "appworld", "split": "train"})
+    task_id = profile.json()["data"][0]
+    answer = (appworld_data / "data" / "tasks" / task_id / "ground_truth" / "answer.json").read_text().strip()
+    shop = catalogue.load(str(webshop_data), "1k")
+    goal_index = shop.split("test")[0]
+    episodes = [
+        {"name": "appworld", "family": "appworld", "reset": {"task_id": task_id},
+         "actions": [{"content": f"```python\napis.supervisor.complete_task(answer={answer})\n```"}]},
+        {"name": "webshop", "family": "webshop", "reset": {"task_id": goal_index, "split": "test"},
+         "actions": [{"content": action} for action in oracle_actions(shop.goals[int(goal_index)])]},
+    ]  # fmt: skip
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"episodes": episodes, "errors": False}))
+    played = by_name(run_client(openenv_python, CLIENT_SCRIPT, families_service.url, str(path)))
+    for name in ("appworld", "webshop"):
+        episode = played[name]
+        assert episode["reset"]["observation"]["env_type"] == name and episode["reset"]["done"] is False
+        *middle, final = episode["steps"]
+        assert final["done"] is True and final["reward"] == 1.0, (name, final)
+        assert all(not s["done"] for s in middle), name
+        assert episode["state"]["done"] is True and episode["state"]["step_count"] == len(episode["steps"])
