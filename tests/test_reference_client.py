@@ -6,7 +6,8 @@ The client runs unchanged in its own interpreter (``.venvs/reference``, made by
 drives the reference's wire protocol: ``get_env_profile``, ``create``, ``step`` with BFCL ground-truth
 messages to the end of the episode, ``get_info``, ``evaluate`` (sparse and dense), ``release``, the
 mistakes a model makes (a wrong call, a malformed ``<tool_call>``, the client's default empty action),
-and the errors it sees for a released instance. The ground truth is built here (``tests.bfcl_replay``) and
+and the errors it sees for a released instance; and 16 ground-truth episodes at once, a client per thread.
+The ground truth is built here (``tests.bfcl_replay``) and
 handed to the client script as JSON; the script reports every reply as JSON for the assertions.
 
 The side-by-side test starts the reference (``bench.reference_service``: its ``training_box`` on a
@@ -67,6 +68,28 @@ with TrainingSandboxClient(base_url=url) as client:
             record["step_after_release"] = str(exc)
         out["episodes"].append(record)
 print(json.dumps(out))
+"""
+
+# 16 ground-truth episodes at once, a client per thread (as a rollout loop with 16 workers runs them).
+CONCURRENT_SCRIPT = r"""
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+from agentscope_runtime.sandbox.client.training_client import TrainingSandboxClient
+
+url, episodes = sys.argv[1], json.load(open(sys.argv[2]))
+
+def play(episode):
+    with TrainingSandboxClient(base_url=url) as client:
+        iid = client.create_instance("bfcl", episode["task_id"])["info"]["instance_id"]
+        steps = [client.step(iid, action=message) for message in episode["messages"]]
+        sparse = client.evaluate(iid, params={"sparse": True})
+        released = client.release_instance(iid)
+    last = steps[-1]
+    return {"task_id": episode["task_id"], "reward": last["reward"], "terminated": last["is_terminated"],
+            "last": last["state"][0]["content"], "sparse": sparse, "released": released}
+
+with ThreadPoolExecutor(max_workers=16) as pool:
+    print(json.dumps(list(pool.map(play, episodes))))
 """
 
 MULTI_TURN = ("multi_turn_base_0", "multi_turn_miss_func_0")
@@ -183,6 +206,22 @@ def test_reference_client_runs_ground_truth_episodes(client_result: dict[str, An
         error = episode["step_after_release"]
         assert error is not None and error.startswith("HTTP Error 404"), (task_id, error)
         assert "Traceback" not in error and "no live instance" in error, error
+
+
+def test_sixteen_concurrent_ground_truth_episodes(reference_python: Path, service: Service, tmp_path: Path) -> None:
+    tasks = [f"multi_turn_base_{i}" for i in range(12)] + [f"multi_turn_miss_param_{i}" for i in range(4)]
+    spec = [{"task_id": t, "messages": _flat(multi_turn_steps(t))} for t in tasks]
+    (tmp_path / "episodes.json").write_text(json.dumps(spec))
+    done = subprocess.run(
+        [str(reference_python), "-c", CONCURRENT_SCRIPT, service.url, str(tmp_path / "episodes.json")],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, f"reference client failed:\n{done.stderr[-4000:]}"
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["task_id"] for r in results] == tasks
+    for result in results:
+        assert result["reward"] == 1.0 and result["terminated"] is True and result["last"] == COMPLETED, result
+        assert result["sparse"] == 1.0 and result["released"] is True, result
 
 
 def test_multi_turn_episode_brings_every_user_turn(client_result: dict[str, Any]) -> None:
