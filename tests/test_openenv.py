@@ -23,9 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
+from trainbox_server.envs.webshop import catalogue
 
 from tests.bfcl_replay import multi_turn_steps, single_turn_message, wrong_multi_turn_steps
 from tests.servicekit import REPO, RayCluster, Service, start_service
+from tests.test_webshop_service import oracle_actions
 
 pytestmark = pytest.mark.slow
 OPENENV_PYTHON = REPO / ".venvs/openenv/bin/python"
@@ -306,10 +308,6 @@ def test_appworld_and_webshop_through_the_openenv_client(
 ) -> None:
     """The same client, unchanged, on the other families: AppWorld's ground-truth answer and WebShop's oracle
     (search the instruction, open the target, choose the goal's options, buy) both score 1.0."""
-    from trainbox_server.envs.webshop import catalogue
-
-    from tests.test_webshop_service import oracle_actions
-
     with families_service.client() as http:
         profile = http.post("/get_env_profile", json={"env_type": "appworld", "split": "train"})
     task_id = profile.json()["data"][0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ def clip(value: Any, max_chars: int, depth: int = 0) -> Any:
     if depth >= 32:
         return "… [nested too deep]"
     if isinstance(value, dict):
-        kept = {str(k): clip(v, max_chars, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
+        kept = {str(k): clip(v, max_chars, depth + 1) for k, v in itertools.islice(value.items(), MAX_ITEMS)}
         if len(value) > MAX_ITEMS:
             kept["…"] = f"[{len(value) - MAX_ITEMS} more keys]"
         return kept
@@ -56,6 +57,7 @@ class Transcript:
     origin: str | None = None  # "fork of <id>" / "restored from <snapshot>"
     steps: collections.deque[dict[str, Any]] = field(default_factory=collections.deque)
     step_bytes: collections.deque[int] = field(default_factory=collections.deque)  # size_of each kept step
+    kept_bytes: int = 0  # their sum
     step_count: int = 0
     dropped: int = 0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
@@ -115,7 +117,12 @@ class TrajectoryStore:
     """The transcripts of one host: live ones by instance id, then the last ``keep_finished`` finished."""
 
     def __init__(
-        self, host: str, max_steps: int = 200, max_chars: int = 4000, keep_finished: int = 0, max_bytes: int = 262144
+        self,
+        host: str,
+        max_steps: int = 200,
+        max_chars: int = 4000,
+        keep_finished: int = 0,
+        max_bytes: int = 256 * 1024,
     ) -> None:
         self.host, self.max_steps, self.max_chars, self.keep_finished = host, max_steps, max_chars, keep_finished
         self.max_bytes = max_bytes
@@ -199,11 +206,12 @@ class TrajectoryStore:
             size = size_of(entry)
         transcript.steps.append(entry)
         transcript.step_bytes.append(size)
+        transcript.kept_bytes += size
         while len(transcript.steps) > self.max_steps or (
-            len(transcript.steps) > 1 and sum(transcript.step_bytes) > self.max_bytes
+            len(transcript.steps) > 1 and transcript.kept_bytes > self.max_bytes
         ):
             transcript.steps.popleft()
-            transcript.step_bytes.popleft()
+            transcript.kept_bytes -= transcript.step_bytes.popleft()
             transcript.dropped += 1
         transcript.last_at = now
 
