@@ -227,15 +227,15 @@ def stop_pids(pids: dict[int, str | None], popens: Sequence[subprocess.Popen[byt
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(is_alive(pid) for pid in targets):
         for popen in popens:
             popen.poll()  # reap our own children so they do not linger as zombies
-        if not any(is_alive(pid) for pid in targets):
-            return
         time.sleep(0.05)
     for pid in targets:
         if is_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    # Always reap: a child can exit between a poll() and the liveness check (a zombie is not "alive"), and
+    # an unreaped Popen warns "still running" when it is collected.
     for popen in popens:
         popen.wait(timeout=10)
