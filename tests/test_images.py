@@ -4,11 +4,13 @@ for each architecture it was built for (arm64 under qemu-user), and carries no s
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from trainbox_server.envs.releases import RELEASES
+from trainbox_server.envs.webshop import catalogue
 
 from tests import imagekit
 from tests.bfcl_replay import multi_turn_steps
@@ -23,7 +25,8 @@ TASK_ID = "multi_turn_base_0"
 EMULATED_RAY = {"RAY_raylet_start_wait_time_s": "600", "RAY_agent_register_timeout_ms": "600000",
                 "RAY_worker_register_timeout_seconds": "600"}  # fmt: skip
 EMULATED_RAY_ENV = tuple(arg for key, value in EMULATED_RAY.items() for arg in ("-e", f"{key}={value}"))
-# Run inside the server container: one episode against the service on the container's own loopback.
+# Run inside a server container: one episode against the service on the container's own loopback.
+#   python -c EPISODE <env_type> <task_id> <arch>   with the episode's assistant messages as JSON on stdin
 EPISODE = """
 import json, sys, urllib.request
 base = 'http://127.0.0.1:8080'
@@ -33,7 +36,8 @@ def call(method, path, body=None):
     with urllib.request.urlopen(req, timeout=300) as reply:
         return json.loads(reply.read())
 steps = json.load(sys.stdin)
-made = call('POST', '/v1/instances', {'env_type': 'bfcl', 'task_id': sys.argv[1], 'arch': sys.argv[2]})['instances'][0]
+env_type, task_id, arch = sys.argv[1:4]
+made = call('POST', '/v1/instances', {'env_type': env_type, 'task_id': task_id, 'arch': arch})['instances'][0]
 iid = made['instance_id']
 last = [call('POST', f'/v1/instances/{iid}/step', {'action': m}) for m in steps][-1]
 evaluated = call('POST', f'/v1/instances/{iid}/evaluate', {'params': {'sparse': True}})
@@ -83,7 +87,8 @@ def test_server_image_serves_a_bfcl_episode(images: dict, arch: str) -> None:
             time.sleep(1)
         assert server.ready(READY), f"no /readyz in time:\n{server.logs()}"
         steps = [message for turn in multi_turn_steps(TASK_ID) for message in turn]
-        result = json.loads(server.exec("python", "-c", EPISODE, TASK_ID, arch, stdin=json.dumps(steps), timeout=600))
+        result = json.loads(server.exec("python", "-c", EPISODE, "bfcl", TASK_ID, arch, stdin=json.dumps(steps),
+                                        timeout=600))  # fmt: skip
         assert result == {"step_reward": 1.0, "terminated": True, "reward": 1.0, "released": True}, server.logs()
         assert server.exec("id", "-u").strip() == RUNTIME_UID
 
@@ -119,7 +124,33 @@ def test_appworld_image_has_the_engine_readable_by_the_runtime_user(images: dict
     assert out.strip() == RUNTIME_UID
 
 
-@pytest.mark.parametrize("name", ["server", "appworld", "operator"])
+def test_webshop_image_serves_an_oracle_episode_from_its_data_volume(images: dict, webshop_data: Path) -> None:
+    """The WebShop engine's image (JDK, Lucene index search, spaCy) with the generated catalogue mounted read-only
+    where the TrainingSandbox's `webshopData` puts it: the oracle's episode scores 1.0 in the container."""
+    if "webshop" not in images:
+        pytest.fail("the webshop image was not built: run `make images-for-tests`", pytrace=False)
+    ref = imagekit.pull("webshop", "amd64")
+    subprocess.run(["chmod", "-R", "a+rX", str(webshop_data)], check=True)  # the image's user reads it
+    shop = catalogue.load(str(webshop_data), "1k")
+    task_id = shop.split("test")[0]
+    goal = shop.goals[int(task_id)]
+    actions = [f"search[{goal['instruction_text']}]", f"click[{goal['asin']}]",
+               *(f"click[{option}]" for option in goal["goal_options"]), "click[Buy Now]"]  # fmt: skip
+    command = ("python", "-m", "trainbox_server", "serve", "--host", "127.0.0.1", "--port", "8080")
+    options = ("--shm-size=512m", "-v", f"{webshop_data}:/data/webshop:ro", "-e", "TRAINBOX_ENVIRONMENTS=webshop")
+    with Container(ref, *command, platform="linux/amd64", options=options) as server:
+        deadline = time.monotonic() + 300
+        while not server.ready(READY) and time.monotonic() < deadline:
+            assert server.running(), f"the server exited:\n{server.logs()}"
+            time.sleep(1)
+        assert server.ready(READY), f"no /readyz in time:\n{server.logs()}"
+        messages = [{"role": "assistant", "content": action} for action in actions]
+        result = json.loads(server.exec("python", "-c", EPISODE, "webshop", task_id, "amd64",
+                                        stdin=json.dumps(messages), timeout=600))  # fmt: skip
+        assert result == {"step_reward": 1.0, "terminated": True, "reward": 1.0, "released": True}, server.logs()
+
+
+@pytest.mark.parametrize("name", ["server", "appworld", "operator", "webshop"])
 def test_images_run_as_non_root_and_carry_no_secrets_caches_or_tests(images: dict, name: str, tmp_path: Path):
     ref = imagekit.pull(name, "amd64")
     config = json.loads(imagekit.docker("image", "inspect", ref))[0]["Config"]

@@ -15,6 +15,7 @@ PORT=${TRAINBOX_REGISTRY_PORT:-5055}
 REG=127.0.0.1:$PORT
 DOCKER=/usr/bin/docker  # Debian's docker.io CLI (20.10): DOCKER_BUILDKIT=1 builds through the daemon's BuildKit
 export DOCKER_HOST=unix://$CACHE/docker/docker.sock DOCKER_CONFIG=$CACHE/docker/config DOCKER_BUILDKIT=1
+BUILD_ARCH=$(dpkg --print-architecture)  # the build machine's own (for stages that must not run emulated)
 SET=${TRAINBOX_IMAGES:-server=amd64,arm64 appworld=amd64,arm64 operator=amd64,arm64}
 OUT=$ROOT/build/images.json
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -128,7 +129,7 @@ image() {  # image NAME VERSION PARENT-ARG PARENT-REF INPUT...
   h=$( { cat "images/$name/Dockerfile" .dockerignore; echo "$parent"; files_hash "$@"; } | hash_of)
   REF[$name]=$REG/trainbox/$name:$ver-$h
   ensure "trainbox/$name" "$ver-$h" "images/$name/Dockerfile" . "${ARCHS[$name]}" "$parent_arg=$parent@ARCH" \
-    "BASE=$BASE_REF@ARCH"
+    "BASE=$BASE_REF@ARCH" "BUILD_BASE=$BASE_REF-$BUILD_ARCH"
   alias "trainbox/$name" "$ver-$h" "$ver"
 }
 
@@ -139,7 +140,9 @@ SERVER_VERSION=$(version server/pyproject.toml)
 # Opt-in (not in the default set): TRAINBOX_IMAGES="... webshop=amd64" adds the WebShop engine's image.
 [ -n "${ARCHS[webshop]:-}" ] && image webshop "$SERVER_VERSION" SERVER "${REF[server]}" \
   requirements/webshop.txt requirements/webshop-nodeps.txt server
-[ -n "${ARCHS[operator]:-}" ] && image operator "$(version operator/pyproject.toml)" BASE "$BASE_REF" operator sdk  # the operator calls sandboxes through the SDK
+# The operator calls sandboxes through the SDK; its Dockerfile installs on the build machine's architecture
+# (BUILD_BASE) for the target's, so the arm64 image needs no pip under emulation.
+[ -n "${ARCHS[operator]:-}" ] && image operator "$(version operator/pyproject.toml)" BASE "$BASE_REF" operator sdk
 
 # The test bed's own images, from the binaries `make k8s-tools` built: the pod sandbox's pause (both
 # architectures) and CoreDNS (amd64: it runs on the amd64 node). Skipped, with a note, before k8s-tools ran.
