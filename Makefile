@@ -24,7 +24,7 @@ run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld wh
 	@$(PY) -m trainbox_server serve --host 127.0.0.1 --port $${TRAINBOX_PORT:-8080} --banner
 
 test: install install-reference install-openenv install-java-client k8s-tools images-for-tests  ## set up and run the whole test suite (what CI runs)
-	@$(PY) -m pytest -q --durations=15 tests
+	@bash scripts/test-lanes.sh
 
 # The fast lane and the pure tests: no Ray, no service process, no Kubernetes tools, no images (under a minute).
 # What only the slow tests import (the k8s test bed, schemathesis and hypothesis) is not even loaded.
@@ -57,8 +57,9 @@ k8s-tools: system-packages  ## build the Kubernetes test-bed binaries into ~/.ca
 images: system-packages k8s-tools  ## build the images (amd64 + arm64) and publish them to the loopback registry
 	@bash scripts/images/build.sh
 
-# What the tests run: the emulated arm64 part is kept to the server image (the one the arm64 Ray workers run).
-IMAGES_FOR_TESTS := server=amd64,arm64 appworld=amd64 operator=amd64
+# What the tests run: both architectures of what the chart's defaults name (the server, which the arm64 Ray
+# workers run, and the operator; neither runs pip under emulation); AppWorld's and WebShop's for amd64 only.
+IMAGES_FOR_TESTS := server=amd64,arm64 appworld=amd64 webshop=amd64 operator=amd64,arm64
 images-for-tests: system-packages k8s-tools  ## the subset of `images` the tests need
 	@TRAINBOX_IMAGES="$(IMAGES_FOR_TESTS)" bash scripts/images/build.sh
 
