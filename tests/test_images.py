@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from trainbox_server.envs.releases import RELEASES
-from trainbox_server.envs.webshop import catalogue
 
 from tests import imagekit
 from tests.bfcl_replay import multi_turn_steps
 from tests.imagekit import Container
+from tests.webshop_oracle import first_test_goal, oracle_actions
 
 pytestmark = pytest.mark.images
 
@@ -131,11 +131,7 @@ def test_webshop_image_serves_an_oracle_episode_from_its_data_volume(images: dic
         pytest.fail("the webshop image was not built: run `make images-for-tests`", pytrace=False)
     ref = imagekit.pull("webshop", "amd64")
     subprocess.run(["chmod", "-R", "a+rX", str(webshop_data)], check=True)  # the image's user reads it
-    shop = catalogue.load(str(webshop_data), "1k")
-    task_id = shop.split("test")[0]
-    goal = shop.goals[int(task_id)]
-    actions = [f"search[{goal['instruction_text']}]", f"click[{goal['asin']}]",
-               *(f"click[{option}]" for option in goal["goal_options"]), "click[Buy Now]"]  # fmt: skip
+    task_id, goal = first_test_goal(webshop_data)
     command = ("python", "-m", "trainbox_server", "serve", "--host", "127.0.0.1", "--port", "8080")
     options = ("--shm-size=512m", "-v", f"{webshop_data}:/data/webshop:ro", "-e", "TRAINBOX_ENVIRONMENTS=webshop")
     with Container(ref, *command, platform="linux/amd64", options=options) as server:
@@ -144,7 +140,7 @@ def test_webshop_image_serves_an_oracle_episode_from_its_data_volume(images: dic
             assert server.running(), f"the server exited:\n{server.logs()}"
             time.sleep(1)
         assert server.ready(READY), f"no /readyz in time:\n{server.logs()}"
-        messages = [{"role": "assistant", "content": action} for action in actions]
+        messages = [{"role": "assistant", "content": action} for action in oracle_actions(goal)]
         result = json.loads(server.exec("python", "-c", EPISODE, "webshop", task_id, "amd64",
                                         stdin=json.dumps(messages), timeout=600))  # fmt: skip
         assert result == {"step_reward": 1.0, "terminated": True, "reward": 1.0, "released": True}, server.logs()

@@ -27,7 +27,7 @@ from trainbox_server.envs.webshop import catalogue
 
 from tests.bfcl_replay import multi_turn_steps, single_turn_message, wrong_multi_turn_steps
 from tests.servicekit import REPO, RayCluster, Service, start_service
-from tests.test_webshop_service import oracle_actions
+from tests.webshop_oracle import oracle_actions
 
 pytestmark = pytest.mark.slow
 OPENENV_PYTHON = REPO / ".venvs/openenv/bin/python"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from trainbox import TrainingSandbox
-from trainbox_server.envs.webshop import catalogue
 
 from tests.servicekit import RayCluster, Service, start_service
+from tests.webshop_oracle import first_test_goal, oracle_actions
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -30,14 +30,7 @@ def webshop_service(ray_cluster: RayCluster, webshop_data: Path) -> Iterator[Ser
 
 @pytest.fixture(scope="module")
 def goal(webshop_data: Path) -> dict[str, Any]:
-    shop = catalogue.load(str(webshop_data), "1k")
-    return shop.goals[int(shop.split("test")[0])]
-
-
-def oracle_actions(goal: dict[str, Any]) -> list[str]:
-    """The oracle's actions when the target is on the first results page (the test checks that it is)."""
-    options = [f"click[{option}]" for option in goal["goal_options"]]
-    return [f"search[{goal['instruction_text']}]", f"click[{goal['asin']}]", *options, "click[Buy Now]"]
+    return first_test_goal(webshop_data)[1]
 
 
 def test_sdk_episode(webshop_service: Service, goal: dict[str, Any]) -> None:

@@ -34,7 +34,8 @@ from .nodeset import NodeSet
 from .operator_kit import condition, get_cr
 from .test_cluster_e2e import CHART, READY_TIMEOUT, RELEASE, SANDBOX, _dump, helm
 
-pytestmark = pytest.mark.k8s
+# the module's install (Ready on an emulated arm64 node too) is part of its first test's time
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(1800)]
 
 
 @dataclass

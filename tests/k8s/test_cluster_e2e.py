@@ -5,7 +5,8 @@ and RBAC) with a TrainingSandbox: its RayCluster's head and workers and its fron
 from outside the cluster, reaches the front through its NodePort and runs the reference's example, BFCL
 ground-truth episodes and an AppWorld task whose data comes from a hostPath volume built by the project's
 dataset builder; TrainingInstances against the sandbox carry the instance's id, messages, architecture and
-last reward, and are released on deletion.
+last reward, and are released on deletion. Faults, scaling and roll-out on the same pods; the roll-out moves the
+sandbox to the WebShop image, whose oracle then scores 1.0 from a `webshopData` hostPath.
 
 One install serves the module (a sandbox takes minutes to come up on this machine).
 """
@@ -29,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from trainbox import InstanceLost, TrainboxError, TrainingSandbox, UnknownEnvironment
 
 from tests.bfcl_replay import multi_turn_steps
+from tests.webshop_oracle import first_test_goal, oracle_actions
 
 from .cluster import Cluster
 from .images import published
@@ -36,7 +38,8 @@ from .kube import wait_until
 from .nodeset import NodeSet
 from .operator_kit import GROUP, REPO, VERSION, condition, get_cr
 
-pytestmark = pytest.mark.k8s
+# the module's install (Ready, AppWorld's pool warm) is part of its first test's time
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(1800)]
 
 CHART = REPO / "charts" / "trainbox"
 RELEASE = "trainbox"
@@ -68,8 +71,13 @@ def build_appworld_data(root: Path) -> None:
     subprocess.run([str(python), "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)],
                    env={**os.environ, "PYTHONPATH": str(REPO / "server")},
                    check=True, capture_output=True, timeout=600)  # fmt: skip
+    readable_by_pods(root)
+
+
+def readable_by_pods(root: Path) -> None:
+    """A hostPath the pods' unprivileged user can read: its files, and every directory on the way to it."""
     subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
-    for parent in [root, *root.parents]:  # every directory on the way must be traversable
+    for parent in [root, *root.parents]:
         if parent == Path("/"):
             break
         parent.chmod(parent.stat().st_mode | 0o005)
@@ -500,12 +508,19 @@ def test_the_autoscaler_follows_the_load_within_bounds(installed: Installed, kub
         _patch_sandbox(kube_api, ns, {"autoscaling": {"enabled": False}})
 
 
-def test_changing_the_image_rolls_the_front_and_the_ray_pods(installed: Installed, kube_api: k8s.ApiClient) -> None:
+def test_changing_the_image_rolls_the_front_and_the_ray_pods(
+    installed: Installed, kube_api: k8s.ApiClient, webshop_data: Path
+) -> None:
+    """The sandbox moves from the AppWorld image to the WebShop one (`spec.environments` bfcl + webshop, WebShop's
+    generated catalogue from a hostPath through `spec.webshopData`): every pod rolls, WebShop's oracle scores 1.0
+    on the new pods, and AppWorld is no longer served."""
     ns = installed.namespace
-    server = published()["server"]["ref"]  # the same code without AppWorld's engine: a different image
+    server = published()["webshop"]["ref"]  # the server's code with WebShop's engine instead of AppWorld's
+    readable_by_pods(webshop_data)
     before = {p.metadata.name for p in _pods(kube_api, ns, f"trainbox.dev/sandbox={SANDBOX}")}
     before |= {p.metadata.name for p in _pods(kube_api, ns, f"ray.io/cluster={SANDBOX}-ray")}
-    _patch_sandbox(kube_api, ns, {"image": server, "environments": ["bfcl"], "appworldData": None})
+    _patch_sandbox(kube_api, ns, {"image": server, "environments": ["bfcl", "webshop"], "appworldData": None,
+                                  "webshopData": {"hostPath": str(webshop_data)}})  # fmt: skip
 
     def rolled() -> bool:
         pods = _pods(kube_api, ns, f"ray.io/cluster={SANDBOX}-ray") + _pods(
@@ -530,5 +545,10 @@ def test_changing_the_image_rolls_the_front_and_the_ray_pods(installed: Installe
         for message in [m for turn in multi_turn_steps(task_id) for m in turn]:
             result = box.step(instance_id, message)
         assert result["reward"] == 1.0
-        with pytest.raises(UnknownEnvironment):  # spec.environments now says bfcl only
+        task_id, goal = first_test_goal(webshop_data)
+        instance_id = box.create_instance("webshop", task_id)["info"]["instance_id"]
+        for action in oracle_actions(goal):
+            result = box.step(instance_id, {"role": "assistant", "content": action})
+        assert result["is_terminated"] and result["reward"] == 1.0
+        with pytest.raises(UnknownEnvironment):  # spec.environments now says bfcl and webshop
             box.create_instance("appworld", "any")
