@@ -3,7 +3,8 @@
 Through the runtime (real BFCL workers; AppWorld worlds when ``--appworld-root`` is given), the layer
 every fork goes through: for tasks of ``multi_turn_base``, replay the ground truth up to the midpoint,
 then time ``fork`` (n = 1 and n = 8; BFCL copies in the same process) and, for the same task, a fresh
-instance with the prefix replayed step by step (what a client does without fork). Also the record size
+instance with the prefix replayed step by step (what a client does without fork). AppWorld's fork and its
+replayed create are each timed with a world waiting in the warm pool. Also the record size
 a snapshot keeps. Writes ``bench/results/fork.json``.
 
     .venv/bin/python -m bench.fork_bench [--tasks 40] [--appworld-root DIR]
@@ -75,9 +76,11 @@ async def appworld(root: str, rounds: int) -> dict[str, Any]:
             for message in prefix:
                 await rt.step(source, message)
             sizes.append(len(orjson.dumps(rt.record(source))))
+            await warm_world(rt)
             began = time.perf_counter()
             await rt.fork(source, [f"aw-fork-{index}"])
             fork1.append(time.perf_counter() - began)
+            await warm_world(rt)
             began = time.perf_counter()
             again = (await rt.create("appworld", task_id)).instance_id
             for message in prefix:
@@ -86,6 +89,17 @@ async def appworld(root: str, rounds: int) -> dict[str, Any]:
             for instance_id in (source, again, f"aw-fork-{index}"):
                 await rt.close(instance_id)
     return summary("appworld", fork1, [], replayed, sizes)
+
+
+async def warm_world(rt: Runtime, timeout: float = 300.0) -> None:
+    """Wait until AppWorld's warm pool holds a world: the target is a fork (or a create) *from the warm pool*,
+    and each round takes three worlds from a pool of three, which refills in the background (a cold world is an
+    import and a sandbox start: seconds)."""
+    deadline = time.monotonic() + timeout
+    while rt.stats()["families"]["appworld"]["idle"] < 1:
+        if time.monotonic() > deadline:
+            raise TimeoutError("AppWorld's warm pool did not refill")
+        await asyncio.sleep(0.05)
 
 
 def summary(

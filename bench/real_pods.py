@@ -1,6 +1,7 @@
-"""Real-pod figures on the test bed's amd64 node: `helm install` of the chart with a sandbox → the sandbox
-Ready (operator pod, Ray head and worker pods, front pod all started from the registry's images), then
-TrainingInstances applied one after another → each Ready (created through the sandbox's service).
+"""Real-pod figures on the test bed's real nodes: `helm install` of the chart with a sandbox on the amd64 node →
+the sandbox Ready (operator pod, Ray head and worker pods, front pod all started from the registry's images),
+then TrainingInstances applied one after another → each Ready (created through the sandbox's service); then
+the chart's defaults (an amd64 and an arm64 worker, the operator wherever the scheduler puts it) → Ready.
 
     python -m bench.real_pods [--instances 10]
 
@@ -68,9 +69,10 @@ def main() -> int:
                 custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "traininginstances", body)
                 kube.wait_until(f"b{i} Ready", lambda i=i: _ready(api, namespace, "traininginstances", f"b{i}"), 120)
                 instance_seconds.append(time.monotonic() - start)
+            defaults = _chart_defaults(cluster, api, work, namespace)
             result = {
                 "what": "helm install (operator + sandbox, 1 amd64 worker) to Ready on real pods; "
-                "TrainingInstance to Ready",
+                "TrainingInstance to Ready; then the chart's defaults (an amd64 and an arm64 worker) to Ready",
                 "test_bed_start_s": round(bed_seconds, 1),
                 "sandbox_apply_to_ready_s": round(sandbox_seconds, 1),
                 "instance_apply_to_ready_s": {
@@ -78,6 +80,7 @@ def main() -> int:
                     "p50": round(statistics.median(instance_seconds), 3),
                     "max": round(max(instance_seconds), 3),
                 },
+                "chart_defaults": defaults,
                 "note": "a fresh test bed: every image is pulled from the loopback registry during the install",
                 "load_average_1m": round(float(Path("/proc/loadavg").read_text().split()[0]), 2),
             }
@@ -88,6 +91,24 @@ def main() -> int:
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _chart_defaults(cluster: Cluster, api: k8s.ApiClient, work: Path, first: str) -> dict[str, object]:
+    """The first release uninstalled, then exactly `helm install trainbox charts/trainbox --set
+    sandbox.enabled=true` (in a fresh namespace): seconds to a Ready sandbox with an amd64 and an arm64 worker
+    pod (the arm64 one under qemu-user; its image is pulled during the install), and where the operator landed."""
+    helm(cluster, work, "uninstall", RELEASE, "--namespace", first, "--wait", "--timeout=300s")
+    namespace = f"bench-{secrets.token_hex(3)}"
+    core = k8s.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": namespace}})
+    applied = time.monotonic()
+    helm(cluster, work, "install", RELEASE, str(CHART), "--set", "sandbox.enabled=true", "--namespace", namespace)
+    kube.wait_until("the default sandbox is Ready", lambda: _ready(api, namespace, "trainingsandboxes", SANDBOX), 1200)
+    seconds = time.monotonic() - applied
+    status = get_cr(api, namespace, "trainingsandboxes", SANDBOX)["status"]
+    (operator,) = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=trainbox-operator").items
+    arch = core.read_node(operator.spec.node_name).metadata.labels["kubernetes.io/arch"]
+    return {"apply_to_ready_s": round(seconds, 1), "ready_workers": status.get("readyWorkers"), "operator_on": arch}
 
 
 if __name__ == "__main__":

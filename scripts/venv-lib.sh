@@ -13,13 +13,14 @@ make_venv() {  # name dir inputs... -- install-command
     step "$name venv up to date ($dir)"; return
   fi
   step "creating $name venv in $dir"
+  local began=$SECONDS
   [ -x "$dir/bin/python" ] || "$UV" venv -q -p "$PY" "$dir"
   VIRTUAL_ENV=$ROOT/$dir "$@"
   # With PYTHONDONTWRITEBYTECODE set (as on our machines) every worker would recompile what it imports.
   step "byte-compiling $name"
   "$dir/bin/python" -m compileall -q -j 0 "$("$dir/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
   echo "$want" > "$dir/.trainbox-stamp"
-  step "$name venv ready"
+  step "$name venv ready in $((SECONDS - began)) s"
 }
 
 uvpip() { "$UV" pip install --python "$VIRTUAL_ENV/bin/python" "$@"; }
