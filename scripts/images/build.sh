@@ -6,7 +6,8 @@
 #   127.0.0.1:$PORT/trainbox/base:bookworm-<key>[-<arch>]     debootstrapped Debian + Python 3.11 (local base)
 #   127.0.0.1:$PORT/trainbox/<image>:<version>-<hash>[-<arch>] server, appworld, operator
 # What was published (references, platforms, sizes) is written to build/images.json.
-#   TRAINBOX_IMAGES="server=amd64,arm64 appworld=amd64,arm64 operator=amd64,arm64" (the default) picks the set.
+#   TRAINBOX_IMAGES="server=amd64,arm64 appworld=amd64,arm64 webshop=amd64 operator=amd64,arm64" (the default)
+#   picks the set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -16,7 +17,7 @@ REG=127.0.0.1:$PORT
 DOCKER=/usr/bin/docker  # Debian's docker.io CLI (20.10): DOCKER_BUILDKIT=1 builds through the daemon's BuildKit
 export DOCKER_HOST=unix://$CACHE/docker/docker.sock DOCKER_CONFIG=$CACHE/docker/config DOCKER_BUILDKIT=1
 BUILD_ARCH=$(dpkg --print-architecture)  # the build machine's own (for stages that must not run emulated)
-SET=${TRAINBOX_IMAGES:-server=amd64,arm64 appworld=amd64,arm64 operator=amd64,arm64}
+SET=${TRAINBOX_IMAGES:-server=amd64,arm64 appworld=amd64,arm64 webshop=amd64 operator=amd64,arm64}
 OUT=$ROOT/build/images.json
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 hash_of() { sha256sum | cut -c1-12; }
@@ -137,7 +138,7 @@ SERVER_VERSION=$(version server/pyproject.toml)
 [ -n "${ARCHS[server]:-}" ] && image server "$SERVER_VERSION" BASE "$BASE_REF" requirements server sdk images/server/patch_ray.py
 [ -n "${ARCHS[appworld]:-}" ] && image appworld "$SERVER_VERSION" SERVER "${REF[server]}" \
   requirements/appworld.txt server
-# Opt-in (not in the default set): TRAINBOX_IMAGES="... webshop=amd64" adds the WebShop engine's image.
+# The WebShop engine's image: amd64 by default (its JVM and spaCy are untried under emulation; add arm64 to try).
 [ -n "${ARCHS[webshop]:-}" ] && image webshop "$SERVER_VERSION" SERVER "${REF[server]}" \
   requirements/webshop.txt requirements/webshop-nodeps.txt server
 # The operator calls sandboxes through the SDK; its Dockerfile installs on the build machine's architecture
