@@ -4,8 +4,9 @@ Through the runtime (real BFCL workers; AppWorld worlds when ``--appworld-root``
 every fork goes through: for tasks of ``multi_turn_base``, replay the ground truth up to the midpoint,
 then time ``fork`` (n = 1 and n = 8; BFCL copies in the same process) and, for the same task, a fresh
 instance with the prefix replayed step by step (what a client does without fork). AppWorld's fork and its
-replayed create are each timed with a world waiting in the warm pool. Also the record size
-a snapshot keeps. Writes ``bench/results/fork.json``.
+replayed create are each timed with a world waiting in the warm pool. Then, through a real service with a host
+on each of two Ray nodes (amd64, arm64), a fork on the same host and one across hosts (``arch``), over HTTP.
+Also the record size a snapshot keeps. Writes ``bench/results/fork.json``.
 
     .venv/bin/python -m bench.fork_bench [--tasks 40] [--appworld-root DIR]
 """
@@ -20,10 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 
 from tests import bfcl_replay as replay
+from tests.servicekit import RayCluster, start_service
 
 RESULTS = Path(__file__).parent / "results" / "fork.json"
 
@@ -113,13 +116,42 @@ def summary(
     return out
 
 
+def across_hosts(tasks: int) -> dict[str, Any]:
+    """Through a real service on a local Ray cluster of an amd64- and an arm64-labelled node (a host on each):
+    a BFCL instance on the amd64 host, its prefix replayed, then timed over HTTP (loopback) — a fork on the
+    same host, and a fork with ``arch: arm64``, rebuilt on the other host from the episode's record."""
+    cluster = RayCluster.start()
+    service = start_service(cluster.address, TRAINBOX_HOSTS_PER_NODE="1")
+    same, across = [], []
+    try:
+        with httpx.Client(base_url=service.url, timeout=60) as client:
+            for task_id in sorted(replay.ground_truth("multi_turn_base"))[:tasks]:
+                steps = [m for turn in replay.multi_turn_steps(task_id) for m in turn]
+                body = {"env_type": "bfcl", "task_id": task_id, "arch": "amd64"}
+                source = client.post("/v1/instances", json=body).json()["instances"][0]["instance_id"]
+                for message in steps[: len(steps) // 2]:
+                    client.post(f"/v1/instances/{source}/step", json={"action": message}).raise_for_status()
+                for sink, fork in ((same, {}), (across, {"arch": "arm64"})):
+                    began = time.perf_counter()
+                    reply = client.post(f"/v1/instances/{source}/fork", json=fork)
+                    sink.append(time.perf_counter() - began)
+                    reply.raise_for_status()
+                    client.delete(f"/v1/instances/{reply.json()['instances'][0]['instance_id']}")
+                client.delete(f"/v1/instances/{source}")
+    finally:
+        service.stop()
+        cluster.stop()
+    return {"family": "bfcl", "through": "HTTP on loopback, real Ray hosts", "fork_same_host": percentiles(same),
+            "fork_across_hosts": percentiles(across)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--appworld-root")
     parser.add_argument("--appworld-rounds", type=int, default=10)
     args = parser.parse_args()
-    results = [asyncio.run(bfcl(args.tasks))]
+    results = [asyncio.run(bfcl(args.tasks)), across_hosts(args.tasks)]
     if args.appworld_root:
         results.append(asyncio.run(appworld(args.appworld_root, args.appworld_rounds)))
     RESULTS.parent.mkdir(exist_ok=True)

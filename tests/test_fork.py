@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from trainbox import (
@@ -87,6 +88,31 @@ async def test_forks_are_independent(box: AsyncTrainingSandbox) -> None:
     await play(box, source, before)
     wrong, right = (f["instance_id"] for f in await box.fork(source, 2))
     await box.step(wrong, WRONG)  # only this fork sees it
+    await asyncio.gather(*(play(box, i, after) for i in (wrong, right, source)))
+    scores = [await box.evaluate(i, params={"sparse": True}) for i in (wrong, right, source)]
+    assert scores == [0.0, 1.0, 1.0]
+    for instance_id in (wrong, right, source):
+        await box.release_instance(instance_id)
+
+
+async def test_a_fork_crosses_to_a_host_of_another_architecture(box: AsyncTrainingSandbox, service: Service) -> None:
+    """`fork(arch=...)` rebuilds the episode on a host of that architecture from its record (data, not object
+    state): the copies are there, at the source's position, independent of it and of each other."""
+    task_id = "multi_turn_base_4"
+    before, after = halves(task_id)
+    made = await box.create_instance("bfcl", task_id, arch="amd64")
+    source = made["info"]["instance_id"]
+    await play(box, source, before)
+    forks = await box.fork(source, 2, arch="arm64")
+    assert all(f["steps"] == len(before) and not f["terminated"] for f in forks)
+    assert len({f["group_id"] for f in forks}) == 1
+    with pytest.raises(BadRequest):  # not an architecture
+        await box.fork(source, 1, arch="sparc")
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        archs = {h["name"]: h["arch"] for h in (await client.get("/v1/hosts")).json()["hosts"] if h["alive"]}
+    wrong, right = (f["instance_id"] for f in forks)
+    assert [archs[i.partition("--")[0]] for i in (source, wrong, right)] == ["amd64", "arm64", "arm64"]
+    await box.step(wrong, WRONG)  # only this copy sees it
     await asyncio.gather(*(play(box, i, after) for i in (wrong, right, source)))
     scores = [await box.evaluate(i, params={"sparse": True}) for i in (wrong, right, source)]
     assert scores == [0.0, 1.0, 1.0]

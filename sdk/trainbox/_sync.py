@@ -285,11 +285,18 @@ class TrainingSandbox(SandboxBase):
     # -- fork and snapshot -----------------------------------------------------------------------------
 
     def fork(
-        self, instance_id: str, n: int = 1, *, idle_ttl: float | None = None, max_lifetime: float | None = None
+        self,
+        instance_id: str,
+        n: int = 1,
+        *,
+        idle_ttl: float | None = None,
+        max_lifetime: float | None = None,
+        arch: str | None = None,
     ) -> list[InstanceStatus]:
         """``n`` independent copies of an instance's exact state (environment and episode position), each
-        with its own id and the group's ``group_id``; the source goes on unchanged."""
-        body = {"count": n, "idle_ttl": idle_ttl, "max_lifetime": max_lifetime}
+        with its own id and the group's ``group_id``; the source goes on unchanged. ``arch`` puts the copies on
+        hosts of that architecture (rebuilt there from the episode's record when it is not the source's)."""
+        body = {"count": n, "idle_ttl": idle_ttl, "max_lifetime": max_lifetime, "arch": arch}
         response = self._request("POST", instance_path(instance_id, "fork"), json=body, safety=Safety.UNSENT_ONLY)
         made = _types.forks(response)
         self._owned.update(item["instance_id"] for item in made)

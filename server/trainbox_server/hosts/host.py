@@ -48,7 +48,7 @@ REQUEST_MEMORY = 8  # step results remembered per instance, for retried request 
 # The calls that carry traffic go over the data channel (see hosts.channel); the rest over Ray.
 CHANNEL_METHODS = (
     "create", "step", "evaluate", "release", "get", "info", "has", "task_ids", "stats",
-    "fork", "snapshot", "get_snapshot", "release_snapshot", "trajectory", "trajectories",
+    "fork", "snapshot", "get_snapshot", "release_snapshot", "trajectory", "trajectories", "export_record", "adopt",
 )  # fmt: skip
 
 
@@ -182,40 +182,46 @@ class InstanceHost:
         self._ensure_sweeper()
         return await enveloped(self._create(request))
 
-    async def _create(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _create(self, request: dict[str, Any], adopted: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new instance: from its task, from a snapshot kept here, or from an ``adopted`` episode record
+        (another host's instance, forked here)."""
         s = self.settings
         self._check_room(1)
         idle_ttl = validate_ttl(request.get("idle_ttl"), s.idle_ttl, "idle_ttl", s.max_ttl)
         max_lifetime = validate_ttl(request.get("max_lifetime"), s.max_lifetime, "max_lifetime", s.max_ttl)
         instance_id = request.get("instance_id") or new_instance_id(s.name)
-        snapshot = self.snapshots.get(request["snapshot_id"]) if request.get("snapshot_id") else None
+        source = self.snapshots.get(request["snapshot_id"]).record if request.get("snapshot_id") else adopted
         if (
-            snapshot is not None
-            and request.get("env_type") not in (None, snapshot.record["family"])
-            and (canonical(str(request["env_type"])) != canonical(snapshot.record["family"]))
+            source is not None
+            and request.get("env_type") not in (None, source["family"])
+            and (canonical(str(request["env_type"])) != canonical(source["family"]))
         ):
             raise RequestError(
-                f"snapshot {request['snapshot_id']!r} is of {snapshot.record['family']!r}, "
+                f"snapshot {request['snapshot_id']!r} is of {source['family']!r}, "
                 f"not {request['env_type']!r}: restore it without env_type or with that one"
             )
-        env_type = snapshot.record["family"] if snapshot else request["env_type"]
-        task_id = snapshot.record["task_id"] if snapshot else request["task_id"]
+        env_type = source["family"] if source else request["env_type"]
+        task_id = source["task_id"] if source else request["task_id"]
         self.creating += 1
         try:
-            if snapshot is not None:
-                created = await self.runtime.create_from(instance_id, snapshot.record)
+            if source is not None:
+                created = await self.runtime.create_from(instance_id, source)
             else:
                 created = await self.runtime.create(env_type, task_id, request.get("params"), instance_id)
         finally:
             self.creating -= 1
         env_type = created.family  # the release that runs it ("bfcl" → "bfcl@<current release>")
         record = Record(env_type, task_id, Lease(time.time(), idle_ttl, max_lifetime), group_id=request.get("group_id"))
-        if snapshot is not None:
-            record.steps, record.terminated = len(snapshot.record["actions"]), bool(snapshot.record["terminated"])
+        if source is not None:
+            record.steps, record.terminated = len(source["actions"]), bool(source["terminated"])
         self.records[instance_id] = record
         self.created[env_type] += 1
         info = {**created.info, "instance_id": instance_id, "task_id": task_id, "env_type": env_type}
-        origin = f"restored from {request['snapshot_id']}" if snapshot is not None else None
+        origin = None
+        if request.get("snapshot_id"):
+            origin = f"restored from {request['snapshot_id']}"
+        elif adopted is not None:
+            origin = f"forked from {request.get('origin')} on another host"
         self.transcripts.start(instance_id, env_type, task_id, created.messages, time.time(), origin)
         placed = {"host": s.name, "arch": s.arch}
         return {**record.describe(instance_id), "state": created.messages, "info": info, **placed}
@@ -252,6 +258,20 @@ class InstanceHost:
             made.append({**record.describe(new_id), "host": s.name})
         self.created[source.env_type] += count
         return made
+
+    async def export_record(self, instance_id: str) -> dict[str, Any]:
+        """An instance's episode as data, for a fork on another host (called by the front, never by clients)."""
+        return await enveloped(self._export_record(instance_id))
+
+    async def _export_record(self, instance_id: str) -> dict[str, Any]:
+        self._record(instance_id).lease.touch(time.time())
+        return self.runtime.record(instance_id)
+
+    async def adopt(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A new instance rebuilt here from another host's episode record (``request["record"]``, from
+        ``export_record``): the front's cross-host fork. Clients cannot reach it: no route sends a record."""
+        self._ensure_sweeper()
+        return await enveloped(self._create(request, request["record"]))
 
     async def snapshot(self, instance_id: str) -> dict[str, Any]:
         return await enveloped(self._snapshot(instance_id))

@@ -261,9 +261,13 @@ class SandboxService:
         return host
 
     async def fork(self, instance_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """``count`` copies of an instance's exact state, on its host; they share a new group id."""
+        """``count`` copies of an instance's exact state, on its host, or on hosts of another architecture
+        when ``arch`` asks for one (the episode crosses as data); they share a new group id."""
         count = bounds.check_count(request.get("count", 1), self.config.max_group)
         host = await self._host(instance_id)
+        arch = request.get("arch")
+        if arch is not None and arch != self.hosts.arch.get(host):
+            return await self._fork_across(host, instance_id, request, count, arch)
         self._check_total(count)
         tickets = [self.ledger.admit(host) for _ in range(count)]
         group_id = uuid.uuid4().hex
@@ -281,6 +285,25 @@ class SandboxService:
             self._routes[item["instance_id"]] = item.pop("host")
         return {"instances": made, "group_id": group_id}
 
+    async def _fork_across(
+        self, host: str, instance_id: str, request: dict[str, Any], count: int, arch: str
+    ) -> dict[str, Any]:
+        """The source's episode record (family, task, params, the actions so far: data, no object state) from
+        its host, rebuilt on hosts of ``arch`` — placed and admitted like creates."""
+        record: dict[str, Any] = await self.hosts.call(host, "export_record", instance_id)
+        placed = self._admit(count, arch, None, record["family"])
+        group_id = uuid.uuid4().hex
+        adopt = {"record": record, "origin": instance_id, "group_id": group_id,
+                 "idle_ttl": request.get("idle_ttl"), "max_lifetime": request.get("max_lifetime")}  # fmt: skip
+        self.creates_in_flight += count
+        try:
+            made = await self._create_group(adopt, placed, method="adopt")
+        finally:
+            self.creates_in_flight -= count
+        create_only = ("state", "info", "host", "arch")  # a fork answers what a fork on the same host answers
+        instances = [{k: v for k, v in item.items() if k not in create_only} for item in made]
+        return {"instances": instances, "group_id": group_id}
+
     async def snapshot(self, instance_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.hosts.call(await self._host(instance_id), "snapshot", instance_id)
         return result
@@ -297,18 +320,20 @@ class SandboxService:
         released: bool = await self.hosts.call(host, "release_snapshot", snapshot_id)
         return released
 
-    async def _create_one(self, home: str, ticket: int, request: dict[str, Any]) -> dict[str, Any]:
+    async def _create_one(self, home: str, ticket: int, request: dict[str, Any], method: str) -> dict[str, Any]:
         try:
-            made: dict[str, Any] = await self.hosts.call(home, "create", request)
+            made: dict[str, Any] = await self.hosts.call(home, method, request)
         except BaseException:
             self.ledger.failed(ticket)
             raise
         self.ledger.completed(ticket)  # as the answer arrives, with no await in between: see service.admission
         return made
 
-    async def _create_group(self, request: dict[str, Any], placed: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    async def _create_group(
+        self, request: dict[str, Any], placed: list[tuple[str, int]], method: str = "create"
+    ) -> list[dict[str, Any]]:
         results = await asyncio.gather(
-            *(self._create_one(home, ticket, request) for home, ticket in placed), return_exceptions=True
+            *(self._create_one(home, ticket, request, method) for home, ticket in placed), return_exceptions=True
         )
         made = [r for r in results if isinstance(r, dict)]
         failed = [r for r in results if isinstance(r, BaseException)]

@@ -69,6 +69,11 @@ class ForkRequest(BaseModel):
     max_lifetime: float | None = Field(
         default=None, gt=0, strict=True, allow_inf_nan=False, description="seconds after creation before release"
     )
+    arch: Literal["amd64", "arm64"] | None = Field(
+        default=None,
+        description="run the copies on hosts of this architecture; when it is not the source's, the episode "
+        "is rebuilt there from its record (family, task, the actions so far)",
+    )
 
 
 class StepRequest(BaseModel):
