@@ -12,9 +12,7 @@ Its own module: the default operator watches every namespace, so no other sandbo
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ from .images import published
 from .kube import wait_until
 from .nodeset import NodeSet
 from .operator_kit import condition, get_cr
-from .test_cluster_e2e import CHART, READY_TIMEOUT, RELEASE, SANDBOX, _dump, helm
+from .test_cluster_e2e import CHART, READY_TIMEOUT, RELEASE, SANDBOX, _dump, helm, uninstall
 
 # the module's install (Ready on an emulated arm64 node too) is part of its first test's time
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(1800)]
@@ -91,10 +89,7 @@ def defaults(
         _dump(kube_api, namespace)
         raise
     finally:
-        subprocess.run([str(k8s_cluster.tools.bin("helm")), "uninstall", RELEASE, "--namespace", namespace,
-                        "--wait", "--timeout=120s"], env={**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)},
-                       capture_output=True, check=False, timeout=180)  # fmt: skip
-        core.delete_namespace(namespace)
+        uninstall(k8s_cluster, core, namespace)
 
 
 def test_the_defaults_give_a_ready_sandbox_on_both_architectures(defaults: Defaults, kube_api: k8s.ApiClient) -> None:

@@ -135,10 +135,15 @@ def installed(
         _dump(kube_api, namespace)
         raise
     finally:
-        subprocess.run([str(k8s_cluster.tools.bin("helm")), "uninstall", RELEASE, "--namespace", namespace,
-                        "--wait", "--timeout=120s"], env={**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)},
-                       capture_output=True, check=False, timeout=180)  # fmt: skip
-        core.delete_namespace(namespace)
+        uninstall(k8s_cluster, core, namespace)
+
+
+def uninstall(cluster: Cluster, core: k8s.CoreV1Api, namespace: str) -> None:
+    """The release and its namespace gone (best effort: a teardown never fails the test)."""
+    subprocess.run([str(cluster.tools.bin("helm")), "uninstall", RELEASE, "--namespace", namespace,
+                    "--wait", "--timeout=120s"], env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+                   capture_output=True, check=False, timeout=180)  # fmt: skip
+    core.delete_namespace(namespace)
 
 
 def _dump(api: k8s.ApiClient, namespace: str) -> None:
