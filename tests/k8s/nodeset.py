@@ -32,7 +32,11 @@ __all__ = ["NodeSet"]
 
 NETNS_DIR = Path("/run/netns")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")
-READY_TIMEOUT = 240.0  # the arm64 kubelet and containerd start under emulation
+# The arm64 kubelet and containerd start under emulation: Ready in ~25 s, but once in a while (seen in CI) the
+# emulated kubelet registers its node and then stalls for minutes. It gets this long, then one restart, then
+# READY_TIMEOUT again.
+STALL_TIMEOUT = 90.0
+READY_TIMEOUT = 240.0
 APIGATE = Path(__file__).with_name("apigate.py")
 GATE_PORT = 6443
 
@@ -90,7 +94,7 @@ class NodeSet:
                     "apiserver-gateway", [sys.executable, str(APIGATE), gate, str(GATE_PORT), "127.0.0.1", str(port)]
                 )
             with kube.client(self.cluster.kubeconfig) as api:
-                self._wait("real nodes Ready", lambda: self._ready(api), READY_TIMEOUT)
+                self._wait_ready(api)
                 if self.services:
                     point_kubernetes_service(api, gate, GATE_PORT)
                     dns.deploy(api, self.cluster, self.images["coredns"]["ref"], self.nodes[0])
@@ -101,19 +105,44 @@ class NodeSet:
         self.timeline.append(("real nodes ready", time.monotonic() - began))
         return self
 
-    def _ready(self, api: k8s.ApiClient) -> bool:
-        core = k8s.CoreV1Api(api)
+    def _wait_ready(self, api: k8s.ApiClient) -> None:
+        """Every node Ready; a kubelet that stalls past STALL_TIMEOUT is restarted once (its containerd stays)."""
+        try:
+            self._wait("real nodes Ready", lambda: not self._not_ready(api), STALL_TIMEOUT)
+            return
+        except ClusterError:
+            stalled = self._not_ready(api)
+        for spec in (s for s in self.specs if s.name in stalled):
+            why = f"not Ready after {STALL_TIMEOUT:.0f}s ({stalled[spec.name]})"
+            print(f"node {spec.name} {why}: restarting its kubelet", file=sys.stderr)
+            self._restart(f"kubelet-{spec.arch}")
+        try:
+            self._wait("real nodes Ready after a kubelet restart", lambda: not self._not_ready(api), READY_TIMEOUT)
+        except ClusterError as exc:
+            raise ClusterError(f"{exc}\nnodes not Ready: {self._not_ready(api)}") from None
+
+    def _not_ready(self, api: k8s.ApiClient) -> dict[str, str]:
+        """The nodes that are not Ready yet, each with what its conditions and taints say."""
+        core, waiting = k8s.CoreV1Api(api), {}
         for spec in self.specs:
             try:
                 node = core.read_node(spec.name)
             except ApiException as exc:
-                if exc.status == 404:
-                    return False
-                raise
-            ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-            if not ready or any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or []):
-                return False
-        return True
+                if exc.status != 404:
+                    raise
+                waiting[spec.name] = "not registered"
+                continue
+            conditions = node.status.conditions or []
+            taints = [t.key for t in node.spec.taints or [] if t.key == "node.kubernetes.io/not-ready"]
+            if taints or not any(c.type == "Ready" and c.status == "True" for c in conditions):
+                said = [f"{c.type}={c.status} {c.reason or ''}: {c.message or ''}" for c in conditions]
+                waiting[spec.name] = "; ".join(said + taints) or "no conditions yet"
+        return waiting
+
+    def _restart(self, name: str) -> None:
+        proc = self.processes[name]
+        stop_pids({proc.pid: None}, [proc.popen] if proc.popen else [])
+        self._launch(name, proc.argv, proc.env)
 
     def _kube_proxy_argv(self, port: int) -> list[str]:
         work = self.work / "kube-proxy"
