@@ -178,6 +178,17 @@ def test_ray_pods_get_tcp_probes_so_kuberay_injects_none() -> None:
     assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
 
 
+def test_ray_pods_do_not_sit_out_the_default_grace_period() -> None:
+    """`ray start --block` drains on SIGTERM and was still running 5 s later on real pods: without a short grace
+    a deleted Ray pod may hold its place for Kubernetes' default 30 s. The front keeps the default."""
+    spec = desired.raycluster(sandbox())["spec"]
+    pods = [spec["headGroupSpec"]["template"]["spec"], *(g["template"]["spec"] for g in spec["workerGroupSpecs"])]
+    assert [pod["terminationGracePeriodSeconds"] for pod in pods] == [desired.RAY_POD_GRACE_SECONDS] * len(pods)
+    assert desired.RAY_POD_GRACE_SECONDS <= 10
+    front = desired.front_deployment(sandbox())["spec"]["template"]["spec"]
+    assert "terminationGracePeriodSeconds" not in front
+
+
 @pytest.mark.parametrize(
     ("data", "source"),
     [

@@ -30,6 +30,37 @@ def test_no_answer_from_the_service_keeps_the_count() -> None:
     assert scaling.decide(GROUP, None, {"replicas": 2, "lowSince": 5}, 99, POLICY) == {"replicas": 2, "lowSince": 5}
 
 
+def test_no_answer_keeps_what_the_raycluster_runs_even_when_the_status_lags() -> None:
+    """The status patch lands after the children are applied: a round may read the state of the round before
+    (1) while the RayCluster already runs the scale-up (2). Without the service's answer nothing changes."""
+    assert scaling.decide(GROUP, None, {"replicas": 1, "lowSince": None}, 9, POLICY, running=2) == {
+        "replicas": 2,
+        "lowSince": None,
+    }
+    assert scaling.decide(GROUP, None, None, 9, POLICY, running=2)["replicas"] == 2  # just enabled
+
+
+def test_a_newly_enabled_autoscaler_starts_from_what_runs() -> None:
+    assert scaling.decide(GROUP, 0, None, 50, POLICY, running=3) == {"replicas": 3, "lowSince": 50}  # wait first
+    assert scaling.decide(GROUP, 0, None, 50, POLICY) == {"replicas": 1, "lowSince": None}  # no RayCluster yet
+
+
+def test_an_unknown_load_never_removes_a_pod() -> None:
+    """Seen on real pods: 5 instances on pod "l", the autoscaler raised the group to 2 (pod "c" starting), the
+    next round could not ask the service and read the lagging status (1) — and removed the loaded pod."""
+    spec = _spec(True)
+    raycluster = {"spec": {"workerGroupSpecs": [{"groupName": "workers-amd64", "replicas": 2}]}}
+    lagging = {"autoscaling": {"amd64": {"replicas": 1, "lowSince": None}}}
+    runs = scaling.running(raycluster, "amd64")
+    state = scaling.decide(GROUP, None, lagging["autoscaling"]["amd64"], 9, POLICY, runs)
+    status = {"autoscaling": {"amd64": state}}
+    assert scaling.replicas(spec, status, "amd64") == 2
+    loaded = [_pod("l", "198.18.16.101")]
+    assert scaling.deletions(spec, status, raycluster, loaded, None) == {}
+    assert scaling.deletions(spec, lagging, raycluster, loaded, None) == {}  # even with the stale count
+    assert scaling.running(raycluster, "arm64") is None and scaling.running(None, "amd64") is None
+
+
 def _spec(enabled: bool) -> dict[str, Any]:
     return {"image": "i", "workerGroups": [dict(GROUP)], "autoscaling": {"enabled": enabled}}
 

@@ -104,6 +104,14 @@ async def reconcile_sandbox(data: dict[str, Any], logger: Any) -> dict[str, Any]
         return None  # not retried: the next spec change (or loop round) re-checks
     endpoint = desired.endpoint(data)
     observed = await _observe(data, endpoint)
+    # Observing takes seconds (the service answers over HTTP), and the spec or the status may change meanwhile:
+    # decide on the sandbox as it is now. A round that began before a spec change must not write the replica
+    # counts of the old spec: KubeRay would remove a random worker pod, maybe a loaded one (seen on real pods).
+    meta = data["metadata"]
+    fresh = await asyncio.to_thread(kube.get, data["apiVersion"], data["kind"], meta["namespace"], meta["name"])
+    if fresh is None or (fresh.get("metadata") or {}).get("generation") != meta.get("generation"):
+        return None  # gone, or changed: the round for the new spec decides
+    data = {**data, "status": dict(fresh.get("status") or {})}
     new = st.sandbox_status(data, observed, endpoint, now, time.time())
     # The children follow the new status (the autoscaler's worker counts), removing the least loaded pods
     # first when a group shrinks.
@@ -111,6 +119,13 @@ async def reconcile_sandbox(data: dict[str, Any], logger: Any) -> dict[str, Any]
     remove = scaling.deletions(
         data["spec"], scaled["status"], observed.raycluster, observed.worker_pods, observed.live_by_ip()
     )
+    for arch, state in (new.get("autoscaling") or {}).items():
+        running = scaling.running(observed.raycluster, arch)
+        if running is not None and state["replicas"] != running:
+            logger.warning(
+                f"autoscaler: {arch} workers {running} → {state['replicas']} "
+                f"(live {observed.live_by_arch(arch)}, removing {remove.get(arch, [])})"
+            )
     for child in desired.children(scaled, remove):
         await asyncio.to_thread(kube.apply, child)
     for pod in desired.stale_ray_pods(data["spec"], observed.ray_pods):

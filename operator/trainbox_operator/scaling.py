@@ -47,14 +47,22 @@ def wanted(live: int, group: dict[str, Any], policy: Policy) -> int:
 
 
 def decide(
-    group: dict[str, Any], live: int | None, state: dict[str, Any] | None, now: float, policy: Policy
+    group: dict[str, Any],
+    live: int | None,
+    state: dict[str, Any] | None,
+    now: float,
+    policy: Policy,
+    running: int | None = None,
 ) -> dict[str, Any]:
-    """The group's next ``{"replicas", "lowSince"}`` (``live`` None: the service could not be asked — keep)."""
-    current = int((state or {}).get("replicas", group.get("replicas", 1)))
+    """The group's next ``{"replicas", "lowSince"}``. ``live`` None: the service could not be asked, so the
+    count stays what the RayCluster runs (``running``) — an unknown load never removes a pod. ``state`` may lag
+    the RayCluster by one round (the status patch lands after the children are applied)."""
     low, high = group.get("minReplicas", 0), group.get("maxReplicas", 10)
-    current = max(low, min(high, current))
+    fallback = running if running is not None else group.get("replicas", 1)
+    current = max(low, min(high, int((state or {}).get("replicas", fallback))))
     if live is None:
-        return {"replicas": current, "lowSince": (state or {}).get("lowSince")}
+        kept = current if running is None else max(low, min(high, running))
+        return {"replicas": kept, "lowSince": (state or {}).get("lowSince")}
     want = wanted(live, group, policy)
     if want >= current:
         return {"replicas": want, "lowSince": None}
@@ -64,6 +72,14 @@ def decide(
     if now - float(since) >= policy.down_delay:
         return {"replicas": current - 1, "lowSince": now}  # one step, then wait again
     return {"replicas": current, "lowSince": since}
+
+
+def running(raycluster: dict[str, Any] | None, arch: str) -> int | None:
+    """The replicas the RayCluster asks for the group of ``arch`` (None: no RayCluster or no such group)."""
+    for spec in ((raycluster or {}).get("spec") or {}).get("workerGroupSpecs", []):
+        if spec.get("groupName") == f"workers-{arch}":
+            return int(spec.get("replicas", 0))
+    return None
 
 
 def replicas(spec: dict[str, Any], status: dict[str, Any], arch: str) -> int:
@@ -85,11 +101,12 @@ def first_to_go(pods: list[dict[str, Any]], live_by_ip: dict[str, int], count: i
 
 def deletions(
     spec: dict[str, Any], status: dict[str, Any], raycluster: dict[str, Any] | None,
-    pods: list[dict[str, Any]], live_by_ip: dict[str, int],
+    pods: list[dict[str, Any]], live_by_ip: dict[str, int] | None,
 ) -> dict[str, list[str]]:  # fmt: skip
     """Per architecture, the worker pods to remove now: as many as the autoscaler's count is below the
-    RayCluster's current one, least loaded first (empty when nothing shrinks)."""
-    if not Policy.of(spec).enabled or raycluster is None:
+    RayCluster's current one, least loaded first (empty when nothing shrinks, and when the load is unknown —
+    ``live_by_ip`` None: a pod whose instances cannot be counted is never removed)."""
+    if not Policy.of(spec).enabled or raycluster is None or live_by_ip is None:
         return {}
     current = {g["groupName"]: g.get("replicas", 0) for g in (raycluster.get("spec") or {}).get("workerGroupSpecs", [])}
     out: dict[str, list[str]] = {}

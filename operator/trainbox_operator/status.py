@@ -26,8 +26,11 @@ class Observed:
     def live_by_arch(self, arch: str) -> int | None:
         return None if self.hosts is None else sum(h.get("live", 0) for h in self.hosts if h.get("arch") == arch)
 
-    def live_by_ip(self) -> dict[str, int]:
-        return {h["node_ip"]: h.get("live", 0) for h in self.hosts or [] if h.get("node_ip")}
+    def live_by_ip(self) -> dict[str, int] | None:
+        """Live instances per worker pod IP; None when the service was not asked or did not answer."""
+        if self.hosts is None:
+            return None
+        return {h["node_ip"]: h.get("live", 0) for h in self.hosts if h.get("node_ip")}
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
@@ -118,7 +121,14 @@ def sandbox_status(
     if policy.enabled:
         states = (body.get("status") or {}).get("autoscaling") or {}
         status["autoscaling"] = {
-            g["arch"]: scaling.decide(g, observed.live_by_arch(g["arch"]), states.get(g["arch"]), clock, policy)
+            g["arch"]: scaling.decide(
+                g,
+                observed.live_by_arch(g["arch"]),
+                states.get(g["arch"]),
+                clock,
+                policy,
+                scaling.running(observed.raycluster, g["arch"]),
+            )
             for g in spec["workerGroups"]
         }
     return status

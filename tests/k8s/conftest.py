@@ -109,3 +109,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if nodes is not None:
             report.sections.append(("real nodes", nodes.report()))
     return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The longest waits of the cluster tests: where their time goes (most of it is waiting, not CPU)."""
+    if not kube.WAITS:
+        return
+    terminalreporter.section("longest cluster waits")
+    for what, seconds, test in sorted(kube.WAITS, key=lambda w: -w[1])[:15]:
+        terminalreporter.write_line(f"{seconds:7.1f}s  {what}  ({test})")
+    total = sum(seconds for _, seconds, _ in kube.WAITS)
+    terminalreporter.write_line(f"{total:7.1f}s  in all {len(kube.WAITS)} waits")

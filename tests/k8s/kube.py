@@ -59,15 +59,25 @@ _CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 
 
+# Every wait of this run: (what, seconds, test). The k8s conftest prints the longest at the end of the run:
+# the cluster tests mostly wait (pods starting, Ray noticing a dead node, TTLs), so that is where their time goes.
+WAITS: list[tuple[str, float, str]] = []
+
+
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.2) -> T:
     """Poll `probe` until it returns something truthy and return that; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
+    try:
+        while time.monotonic() < deadline:
+            last = probe()
+            if last:
+                return last
+            time.sleep(every)
+    finally:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+        WAITS.append((what, time.monotonic() - began, test))
     raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what} (last probe: {last!r})")
 
 

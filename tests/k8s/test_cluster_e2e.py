@@ -147,9 +147,14 @@ def uninstall(cluster: Cluster, core: k8s.CoreV1Api, namespace: str) -> None:
 
 
 def _dump(api: k8s.ApiClient, namespace: str) -> None:
-    """What a failed install looked like: the sandbox's status and each pod's state and last log lines."""
+    """What a failed install looked like: the sandbox's status, the namespace's events (who created or deleted
+    which pod, when) and each pod's state and last log lines."""
     core = k8s.CoreV1Api(api)
     print(json.dumps(sandbox_status(api, namespace), indent=1))
+    events = core.list_namespaced_event(namespace).items
+    for event in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or "")):
+        when = event.last_timestamp or event.event_time
+        print(f"{when} {event.reason} {event.involved_object.kind}/{event.involved_object.name}: {event.message}")
     for pod in core.list_namespaced_pod(namespace).items:
         print(f"--- pod {pod.metadata.name} on {pod.spec.node_name}: {pod.status.phase}")
         for cs in pod.status.container_statuses or []:

@@ -14,7 +14,7 @@ from kubernetes import client as k8s
 from .cluster import Cluster
 from .images import published
 from .kube import wait_until
-from .nodes import NodeSpec
+from .nodes import EMULATED_TAINT, NodeSpec, host_arch
 from .nodeset import NodeSet
 
 pytestmark = pytest.mark.k8s
@@ -74,6 +74,9 @@ def test_node_info_is_the_kubelets_own(kube_api: k8s.ApiClient, real_nodes: Node
         mem_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
         assert info.capacity["memory"] == f"{mem_kib}Ki"
         assert {a.type: a.address for a in info.addresses}["InternalIP"] == node.net.node_ip
+        taints = {t.key: t.effect for t in core.read_node(node.spec.name).spec.taints or []}
+        emulated = node.spec.arch != host_arch()  # pods go there when they ask for its architecture
+        assert taints == ({EMULATED_TAINT["key"]: "PreferNoSchedule"} if emulated else {})
 
 
 def test_deployment_behind_a_service_answers_through_cluster_ip_and_dns(kube_api: k8s.ApiClient, node_namespace: str):
