@@ -13,7 +13,7 @@ FAMILY_MODULES: dict[str, str] = {
 
 # Families whose rewards come from a separate evaluator process (their instances cannot read the answers).
 JUDGE_MODULES: dict[str, str] = {
-    "appworld": "trainbox_server.envs.appworld_judge",
+    "appworld": "trainbox_server.envs.appworld.judge",
 }
 # Families that execute model code: their workers run in the sandbox (runtime.sandbox).
 EXECUTES_CODE = frozenset({"appworld"})

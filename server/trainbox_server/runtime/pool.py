@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainbox_server.envs import EXECUTES_CODE, JUDGE_MODULES
-from trainbox_server.envs.appworld_view import SANDBOX_ROOT, evaluator_binds, worker_binds
+from trainbox_server.envs.appworld.view import SANDBOX_ROOT, evaluator_binds, worker_binds
 from trainbox_server.envs.releases import env_suffix, family_of
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
 from trainbox_server.runtime import sandbox
