@@ -1,11 +1,11 @@
 """Replay BFCL ground truth as assistant messages, through the runtime or directly in a BFCL venv.
 
-Standard library only: in the dev venv the ground truth of a release comes from one call to that release's
-interpreter (the adapter's own ``bfcl.data``, so both sides agree on any dataset fix), so the runtime tests can
-build the messages too. Every function takes the release (default: the current one, what ``bfcl`` serves).
-Calls are spread over the three accepted action formats (python-call text, ``<tool_call>`` blocks, OpenAI
-``tool_calls``), one call per step — or, with ``batched=True``, all of a turn's calls in one step — and a plain
-message ends each turn.
+Standard library (and the family registry) only: in the dev venv the ground truth of a release comes from one
+call to that release's interpreter (the adapter's own ``bfcl.data``, so both sides agree on any dataset fix), so
+the runtime tests can build the messages too. Every function takes the release (default: the current one, what
+``bfcl`` serves). Calls are spread over the three accepted action formats (python-call text, ``<tool_call>``
+blocks, OpenAI ``tool_calls``), one call per step — or, with ``batched=True``, all of a turn's calls in one
+step — and a plain message ends each turn.
 
 Direct run, without the runtime (replays every supported task of the venv's release)::
 
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from trainbox_server.envs.registry import FAMILIES
+
 ROOT = Path(__file__).resolve().parents[1]
 MULTI_TURN = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
 SINGLE_TURN = (
@@ -43,7 +45,7 @@ SINGLE_TURN = (
     "live_relevance",
     "format_sensitivity",
 )
-RELEASES = ("2026.3.23", "2025.10.1")  # the releases served (envs.releases.RELEASES["bfcl"]), current first
+RELEASES = FAMILIES["bfcl"].releases  # the releases served, current first
 CURRENT = RELEASES[0]
 # Per release: the tasks whose ground truth BFCL's own checker (or decoder) rejects; the same 13 in both releases.
 _DEFECTS = {

@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.envs.releases import canonical, family_of
 from trainbox_server.errors import (
     CapacityExceeded,
@@ -44,6 +45,7 @@ from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 from trainbox_server.runtime.worker import release_memory
 
 log = logging.getLogger(__name__)
+PRESTART = tuple(name for name, family in FAMILIES.items() if family.prestart)
 REQUEST_MEMORY = 8  # step results remembered per instance, for retried request ids
 # The calls that carry traffic go over the data channel (see hosts.channel); the rest over Ray.
 CHANNEL_METHODS = (
@@ -63,7 +65,7 @@ class HostSettings:
     sweep_interval: float = 1.0
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
     environments: tuple[str, ...] = ()  # the families served (empty: every known one)
-    prestart: tuple[str, ...] = ("bfcl",)  # pools warmed at start (AppWorld's are big: on first use)
+    prestart: tuple[str, ...] = PRESTART  # pools warmed at start (the others on first use)
     channel_ip: str = "127.0.0.1"  # where the data channel listens: the node's address
     snapshot_ttl: float = 3600.0
     max_snapshots: int = 10_000

@@ -1,7 +1,7 @@
 """Worker process main: hosts instances of one environment family and answers framed requests on pipes.
 
 Started by the runtime as ``python -m trainbox_server.runtime.worker <family> [--judge]`` with the
-family's own interpreter (``--judge``: the family's evaluator process, see ``envs.JUDGE_MODULES``).
+family's own interpreter (``--judge``: the family's evaluator process, its registry entry's ``judge_module``).
 Runs in the main thread (AppWorld's execution timeout uses SIGALRM). The protocol uses private copies of
 stdin/stdout; fds 0/1 are then pointed at /dev/null and stderr, so whatever model code reads or prints
 cannot corrupt a frame. A reply that cannot be encoded, or is too large, is that request's error, never
@@ -170,11 +170,12 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 def _load_judge(family_name: str) -> Any:
     import importlib
 
-    from trainbox_server.envs import JUDGE_MODULES
+    from trainbox_server.envs.registry import FAMILIES
 
-    if family_name not in JUDGE_MODULES:
+    family = FAMILIES.get(family_name)
+    if family is None or family.judge_module is None:
         raise SystemExit(f"{family_name!r} has no evaluator process")
-    return importlib.import_module(JUDGE_MODULES[family_name]).make_judge()
+    return importlib.import_module(family.judge_module).make_judge()
 
 
 def serve(family_name: str, judge_role: bool = False) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from trainbox_server.envs import releases
 from trainbox_server.envs.base import SPLITS
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.errors import (
     Busy,
     CapacityExceeded,
@@ -148,7 +149,7 @@ class SandboxService:
             await self.refresh_loads()
 
     def environments(self) -> list[dict[str, Any]]:
-        return [{**releases.describe(name), "splits": list(SPLITS)} for name in self.families]
+        return [{**releases.describe(name), "splits": _splits(name)} for name in self.families]
 
     def _check_env(self, env_type: object) -> str:
         if not isinstance(env_type, str) or env_type not in self.families:
@@ -413,3 +414,9 @@ class SandboxService:
         names = [load.name for load in self.serving()]
         found = await asyncio.gather(*(self.hosts.call(n, "trajectories", status, failed, infra) for n in names))
         return sorted((s for summaries in found for s in summaries), key=lambda s: s["last_at"], reverse=True)
+
+
+def _splits(name: str) -> list[str]:
+    """The splits of a served name's family (a family this front does not know, e.g. a newer host's: the usual)."""
+    declared = FAMILIES.get(releases.family_of(name))
+    return list(declared.splits if declared is not None else SPLITS)

@@ -21,9 +21,9 @@ from trainbox_server.envs.appworld.messages import (
     user_message,
 )
 from trainbox_server.envs.base import SPLITS, Created, Evaluation, Message, StepResult
+from trainbox_server.envs.registry import data_of
 from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, RequestError, UnknownSplit, UnknownTask
 
-DEFAULT_ROOT = os.path.join("~", ".cache", "trainbox", "appworld")
 SPLIT_FILES: dict[str, tuple[str, ...]] = {
     "train": ("train",),
     "val": ("dev",),
@@ -35,7 +35,8 @@ OUTPUTS_DIR = os.path.join(tempfile.gettempdir(), "trainbox-appworld")
 
 
 def data_root() -> str:
-    return os.path.abspath(os.path.expanduser(os.environ.get("APPWORLD_ROOT") or DEFAULT_ROOT))
+    """``APPWORLD_ROOT``, else the registry's default."""
+    return data_of("appworld").root()
 
 
 def _missing(what: str) -> EnvironmentUnavailable:
