@@ -42,7 +42,7 @@ from trainbox_server.hosts.lifecycle import (
 from trainbox_server.hosts.snapshots import SnapshotStore
 from trainbox_server.hosts.trajectory import TrajectoryStore
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
-from trainbox_server.runtime.worker import release_memory
+from trainbox_server.runtime.memory import IdleTrim, emptied_table, release_memory
 
 log = logging.getLogger(__name__)
 PRESTART = tuple(name for name, family in FAMILIES.items() if family.prestart)
@@ -151,8 +151,7 @@ class InstanceHost:
         self.released: collections.Counter[str] = collections.Counter({r: 0 for r in RELEASE_REASONS})
         self._sweeper: asyncio.Task[None] | None = None
         self._channel: ChannelServer | None = None
-        self._trim_due = False
-        self._empty_ticks = 0
+        self._idle = IdleTrim()  # when the emptied host gives memory back (runtime.memory)
 
     def _ensure_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
@@ -399,9 +398,9 @@ class InstanceHost:
         self.released[reason] += 1
         self.transcripts.finish(instance_id, reason, time.time())
         await self.runtime.close(instance_id)
+        self.records = emptied_table(self.records)
         if not self.records:
-            self.records = {}  # a dict keeps its peak size: start small again
-            self._trim_due = True  # the sweeper trims once the host has stayed empty a moment
+            self._idle.emptied()  # the sweeper trims once the host has stayed empty a moment
         return True
 
     def _drop_if_lost(self, instance_id: str) -> None:
@@ -416,10 +415,8 @@ class InstanceHost:
                 await self.sweep(time.time())
             except Exception:  # the sweeper must outlive any one bad release
                 log.exception("TTL sweep failed")
-            self._empty_ticks = 0 if self.records or self.creating else self._empty_ticks + 1
-            if self._trim_due and self._empty_ticks >= 2:  # emptied, and stayed so: give memory back
+            if self._idle.observe(len(self.records) + self.creating):
                 release_memory()
-                self._trim_due = False
             self.runtime.recycle_grown_workers()
 
     async def trajectory(self, instance_id: str) -> dict[str, Any]:

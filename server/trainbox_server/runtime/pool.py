@@ -27,6 +27,7 @@ from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.envs.releases import env_suffix, family_of
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
 from trainbox_server.runtime import sandbox
+from trainbox_server.runtime.memory import RECYCLE_AFTER_SECONDS, RECYCLE_GROWTH_KIB
 from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python
 from trainbox_server.runtime.procfs import tree_rss_kib
 
@@ -203,14 +204,14 @@ class FamilyPool:
         if worker.max_instances <= 1 or surplus:
             self._retire(worker)
 
-    def recycle_grown_workers(self, idle_for: float = 3.0, growth_kib: int = 16 * 1024) -> int:
-        """Replace many-instance workers that have stayed empty ``idle_for`` seconds and grew by more than
-        ``growth_kib`` since they were ready: a fresh warm process hands the burst's heap back to the OS."""
+    def recycle_grown_workers(self) -> int:
+        """Replace many-instance workers that emptied and stayed grown (the policy: ``runtime.memory``): a fresh
+        warm process hands the burst's heap back to the OS."""
         now, recycled = time.monotonic(), 0
         for worker in list(self.active):
-            if worker.instances or worker.dead or now - worker.emptied_at < idle_for:
+            if worker.instances or worker.dead or now - worker.emptied_at < RECYCLE_AFTER_SECONDS:
                 continue
-            if tree_rss_kib(worker.pid) - worker.ready_rss_kib > growth_kib:
+            if tree_rss_kib(worker.pid) - worker.ready_rss_kib > RECYCLE_GROWTH_KIB:
                 self._retire(worker)
                 recycled += 1
         return recycled

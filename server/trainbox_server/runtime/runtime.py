@@ -41,6 +41,7 @@ from trainbox_server.errors import (
     UnknownInstance,
     UnknownSplit,
 )
+from trainbox_server.runtime.memory import emptied_table
 from trainbox_server.runtime.pool import FamilyConfig, FamilyPool
 from trainbox_server.runtime.process import WorkerProcess, default_python
 from trainbox_server.runtime.procfs import tree_rss_kib
@@ -289,8 +290,7 @@ class Runtime:
             pass  # the instance is gone either way
         finally:
             pool.instance_closed(worker, instance_id)
-            if not self.instances:
-                self.instances = {}  # a dict keeps its peak size: start small again
+            self.instances = emptied_table(self.instances)
         return True
 
     def _forget(self, instance_id: str, reason: str) -> None:

@@ -40,7 +40,7 @@ from trainbox_server.hosts.lifecycle import (
 )
 from trainbox_server.hosts.ray_hosts import ARCH_LABEL, HostGroup, node_summary
 from trainbox_server.hosts.snapshots import is_snapshot_id
-from trainbox_server.runtime.worker import release_memory
+from trainbox_server.runtime.memory import IdleTrim, release_memory
 from trainbox_server.service import bounds
 from trainbox_server.service.admission import LiveLedger
 from trainbox_server.service.config import ServiceConfig
@@ -115,7 +115,7 @@ class SandboxService:
         return [h for h in self.loads if h.alive and h.name in self.hosts.handles]
 
     async def _refresh_forever(self) -> None:
-        history = [0, 0, 0]  # live instances at the last three refreshes
+        idle = IdleTrim()  # when the front, its hosts emptied, gives its routes' memory back (runtime.memory)
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -123,9 +123,8 @@ class SandboxService:
             except Exception:
                 log.exception("could not refresh host loads")
             self._maybe_recreate()
-            history = [*history[1:], sum(h.live for h in self.loads)]
-            if history[0] and not history[1] and not history[2]:  # released, and stayed so: give memory back
-                self._routes = {}
+            if idle.observe(sum(h.live for h in self.loads)):
+                self._routes = {}  # every route names a released instance
                 release_memory()
 
     def _maybe_recreate(self) -> None:
