@@ -33,7 +33,7 @@ RESULTS = REPO / "bench" / "results"
 def build_dataset() -> str:
     root = tempfile.mkdtemp(prefix="tb-appworld-")
     env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
-    cmd = [default_python("appworld"), "-m", "trainbox_server.envs.appworld_dataset", "--root", root]
+    cmd = [default_python("appworld"), "-m", "trainbox_server.envs.appworld.dataset", "--root", root]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return root
 

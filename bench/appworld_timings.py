@@ -40,16 +40,16 @@ def main() -> None:
     load_before = os.getloadavg()[0]
 
     w0, c0 = wall(), cpu()
-    from trainbox_server.envs import appworld
+    from trainbox_server.envs.appworld import family as appworld
 
     appworld._import_engine()
     w1, c1 = wall(), cpu()
-    from trainbox_server.envs import appworld_dataset
+    from trainbox_server.envs.appworld import dataset
 
-    appworld_dataset.build(args.root)  # a no-op when the dataset is up to date
+    dataset.build(args.root)  # a no-op when the dataset is up to date
     os.environ["APPWORLD_ROOT"] = os.path.abspath(args.root)
     family = appworld.make_family()
-    task_ids = [task.task_id for task in appworld_dataset.TASKS]
+    task_ids = [task.task_id for task in dataset.TASKS]
     w2, c2 = wall(), cpu()
     _, instance = family.create(task_ids[0], {})
     instance.close()

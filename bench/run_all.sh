@@ -25,7 +25,7 @@ step "service: trainbox vs the reference"
 .venv/bin/python -m bench.compare_reference "$@"
 step "fork vs replaying the prefix"
 AW=$(mktemp -d)
-PYTHONPATH=server .venvs/appworld/bin/python -m trainbox_server.envs.appworld_dataset --root "$AW" >/dev/null
+PYTHONPATH=server .venvs/appworld/bin/python -m trainbox_server.envs.appworld.dataset --root "$AW" >/dev/null
 .venv/bin/python -m bench.fork_bench --appworld-root "$AW"
 rm -rf "$AW"
 step "operator: 1,000 TrainingInstances"

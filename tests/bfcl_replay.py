@@ -1,11 +1,11 @@
 """Replay BFCL ground truth as assistant messages, through the runtime or directly in a BFCL venv.
 
-Standard library only: in the dev venv the ground truth of a release comes from one call to that release's
-interpreter (the adapter's own ``bfcl_data``, so both sides agree on any dataset fix), so the runtime tests can
-build the messages too. Every function takes the release (default: the current one, what ``bfcl`` serves).
-Calls are spread over the three accepted action formats (python-call text, ``<tool_call>`` blocks, OpenAI
-``tool_calls``), one call per step — or, with ``batched=True``, all of a turn's calls in one step — and a plain
-message ends each turn.
+Standard library (and the family registry) only: in the dev venv the ground truth of a release comes from one
+call to that release's interpreter (the adapter's own ``bfcl.data``, so both sides agree on any dataset fix), so
+the runtime tests can build the messages too. Every function takes the release (default: the current one, what
+``bfcl`` serves). Calls are spread over the three accepted action formats (python-call text, ``<tool_call>``
+blocks, OpenAI ``tool_calls``), one call per step — or, with ``batched=True``, all of a turn's calls in one
+step — and a plain message ends each turn.
 
 Direct run, without the runtime (replays every supported task of the venv's release)::
 
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from trainbox_server.envs.registry import FAMILIES
+
 ROOT = Path(__file__).resolve().parents[1]
 MULTI_TURN = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
 SINGLE_TURN = (
@@ -43,7 +45,7 @@ SINGLE_TURN = (
     "live_relevance",
     "format_sensitivity",
 )
-RELEASES = ("2026.3.23", "2025.10.1")  # the releases served (envs.releases.RELEASES["bfcl"]), current first
+RELEASES = FAMILIES["bfcl"].releases  # the releases served, current first
 CURRENT = RELEASES[0]
 # Per release: the tasks whose ground truth BFCL's own checker (or decoder) rejects; the same 13 in both releases.
 _DEFECTS = {
@@ -76,18 +78,18 @@ def bfcl_python(release: str = CURRENT) -> Path:
 BFCL_PYTHON = bfcl_python()
 _DUMP = (
     "import json, sys\n"
-    "from trainbox_server.envs import bfcl_data\n"
-    "print(json.dumps({c: bfcl_data.ground_truth_table(c) for c in sys.argv[1:]}))\n"
+    "from trainbox_server.envs.bfcl import data\n"
+    "print(json.dumps({c: data.ground_truth_table(c) for c in sys.argv[1:]}))\n"
 )
 
 
 @cache
 def _table(category: str, release: str = CURRENT) -> dict[str, Any]:
     try:
-        from trainbox_server.envs import bfcl_data  # direct mode: we are in a BFCL venv
+        from trainbox_server.envs.bfcl import data  # direct mode: we are in a BFCL venv
 
-        if bfcl_data.installed_release() == release:
-            return bfcl_data.ground_truth_table(category)
+        if data.installed_release() == release:
+            return data.ground_truth_table(category)
     except ImportError:
         pass
     env = {**os.environ, "PYTHONPATH": str(ROOT / "server")}

@@ -59,7 +59,7 @@ def build_dataset(family: str, builder_module: str, tmp_path_factory: pytest.Tem
 @pytest.fixture(scope="session")
 def appworld_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small AppWorld dataset in AppWorld's own format, built through the engine by the project's builder."""
-    return build_dataset("appworld", "trainbox_server.envs.appworld_dataset", tmp_path_factory)
+    return build_dataset("appworld", "trainbox_server.envs.appworld.dataset", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 fork of an episode (it re-runs the episode's code in a fresh world from the warm pool, so it carries the
 databases, the interaction count and the python variables the code defined; each fork then goes its own way).
 
-The dataset (``trainbox_server.envs.appworld_dataset``) is built once per session into a temporary
+The dataset (``trainbox_server.envs.appworld.dataset``) is built once per session into a temporary
 APPWORLD_ROOT by the AppWorld venv's interpreter. The pure parts of the adapter (action parsing, split
 files, rewards) are tested table-driven without the engine.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from trainbox_server.envs.appworld import rewards, split_task_ids
-from trainbox_server.envs.appworld_dataset import LOGIN, TASKS
-from trainbox_server.envs.appworld_messages import extract_code
+from trainbox_server.envs.appworld.dataset import LOGIN, TASKS
+from trainbox_server.envs.appworld.family import rewards, split_task_ids
+from trainbox_server.envs.appworld.messages import extract_code
 from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, InvalidAction, UnknownSplit, UnknownTask
 from trainbox_server.errors import InvalidAction as InvalidActionError
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from trainbox_server.envs.bfcl_calls import (
+from trainbox_server.envs.bfcl.calls import (
     Call,
     CallSyntaxError,
     argument_errors,
@@ -18,7 +18,7 @@ from trainbox_server.envs.bfcl_calls import (
     parse_calls,
     type_error,
 )
-from trainbox_server.envs.bfcl_splits import SPLIT_FRACTIONS, natural_key, split_category, split_ids
+from trainbox_server.envs.bfcl.splits import SPLIT_FRACTIONS, natural_key, split_category, split_ids
 
 
 def text(content: Any) -> dict[str, Any]:

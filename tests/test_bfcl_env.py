@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from trainbox_server.envs.bfcl_data import UPSTREAM_FIXES
-from trainbox_server.envs.bfcl_splits import natural_key
+from trainbox_server.envs.bfcl.data import UPSTREAM_FIXES
+from trainbox_server.envs.bfcl.splits import natural_key
 from trainbox_server.errors import (
     EnvironmentUnavailable,
     EpisodeOver,
@@ -89,7 +89,7 @@ async def test_splits_are_deterministic_disjoint_and_stratified(rt: Runtime) -> 
         total = sum(sizes.values())
         assert total == len(replay.ground_truth(category))
         assert sizes["train"] == round(total * 0.8) and sizes["val"] == round(total * 0.9) - sizes["train"]
-    assert "multi_turn_base_12" in splits["test"]  # pinned by the scheme (see bfcl_splits)
+    assert "multi_turn_base_12" in splits["test"]  # pinned by the scheme (see bfcl.splits)
     assert not any(i.startswith(("memory", "web_search")) for i in every)
     assert sum(i.startswith("format_sensitivity_") for i in every) == 200 * 26  # 200 tasks in 26 prompt formats
     with pytest.raises(UnknownSplit, match="train"):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from trainbox_server.envs.bfcl_calls import LIMITS, CallSyntaxError, check_value
+from trainbox_server.envs.bfcl.calls import LIMITS, CallSyntaxError, check_value
 from trainbox_server.errors import InstanceLost, InvalidAction, StepTimeout
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 

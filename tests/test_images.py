@@ -101,7 +101,7 @@ def test_arm64_server_image_runs_under_emulation(images: dict) -> None:
     out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/arm64", ref,
                           "python", "-c", probe, timeout=900)  # fmt: skip
     assert out.split() == ["aarch64", "2.60.0"]
-    bfcl = "import bfcl_eval, trainbox_server.envs.bfcl_data as d, os; print(os.getuid(), d.installed_release())"
+    bfcl = "import bfcl_eval, trainbox_server.envs.bfcl.data as d, os; print(os.getuid(), d.installed_release())"
     for release in RELEASES["bfcl"]:  # every release served has its venv in the image
         out = imagekit.docker("run", "--rm", "--pull", "never", "--network", "none", "--platform", "linux/arm64", ref,
                               f"/opt/venvs/bfcl-{release}/bin/python", "-c", bfcl, timeout=900)  # fmt: skip

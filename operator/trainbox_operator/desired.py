@@ -96,7 +96,8 @@ def _container(
 
 
 # The families whose data a sandbox mounts into its worker pods, read-only: the spec field naming the volume,
-# where the pods see it, and the family's variable the hosts set to it.
+# where the pods see it, and the family's variable the hosts set to it (the server's family registry declares the
+# same; tests/test_registry.py checks that they agree).
 DATA_VOLUMES = {
     "appworld": ("appworldData", "/data/appworld", "APPWORLD_ROOT"),
     "webshop": ("webshopData", "/data/webshop", "WEBSHOP_ROOT"),

@@ -24,7 +24,7 @@ only in how they read the request and shape the reply):
    separate judge process here.
 5. **Worker** (``runtime.worker``, in the family's own interpreter and sandbox). Decodes the frame and calls
    the adapter's ``Instance.step(message)`` (``envs.base``): e.g. ``envs.bfcl`` parses the calls
-   (``envs.bfcl_calls``) and runs them on BFCL's own classes; ``envs.appworld`` runs the code in AppWorld.
+   (``envs.bfcl.calls``) and runs them on BFCL's own classes; ``envs.appworld`` runs the code in AppWorld.
    The ``StepResult`` (messages, reward, terminated, info) goes back as a frame; an exception becomes a
    typed error of that request, never the worker's end.
 

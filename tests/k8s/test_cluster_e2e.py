@@ -68,7 +68,7 @@ def helm(cluster: Cluster, home: Path, *args: str, timeout: float = 300) -> subp
 def build_appworld_data(root: Path) -> None:
     """AppWorld's data in its own format, by the project's dataset builder, readable by the pods' user."""
     python = REPO / ".venvs" / "appworld" / "bin" / "python"
-    subprocess.run([str(python), "-m", "trainbox_server.envs.appworld_dataset", "--root", str(root)],
+    subprocess.run([str(python), "-m", "trainbox_server.envs.appworld.dataset", "--root", str(root)],
                    env={**os.environ, "PYTHONPATH": str(REPO / "server")},
                    check=True, capture_output=True, timeout=600)  # fmt: skip
     readable_by_pods(root)

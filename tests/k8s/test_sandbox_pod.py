@@ -16,7 +16,7 @@ pytestmark = pytest.mark.k8s
 
 SCRIPT = """
 import asyncio, subprocess
-subprocess.run(["/opt/venvs/appworld/bin/python", "-m", "trainbox_server.envs.appworld_dataset", "--root", "/tmp/aw"],
+subprocess.run(["/opt/venvs/appworld/bin/python", "-m", "trainbox_server.envs.appworld.dataset", "--root", "/tmp/aw"],
                check=True, stdout=subprocess.DEVNULL)
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 

@@ -67,19 +67,18 @@ class Family(Protocol):
 
 
 def load_family(name: str) -> Family:
-    """Instantiate the family adapter for ``name``: a key of ``FAMILY_MODULES``, or ``<key>@<release>`` for a
-    family served in releases (the adapter then checks that this interpreter has that release)."""
+    """Instantiate the family adapter for ``name``: a family of ``registry.FAMILIES``, or ``<family>@<release>``
+    for a family served in releases (the adapter then checks that this interpreter has that release). Only the
+    registry's modules are ever imported: the name never reaches importlib."""
     import importlib
 
-    from trainbox_server.envs import FAMILY_MODULES
+    from trainbox_server.envs.registry import FAMILIES
     from trainbox_server.envs.releases import RELEASES, split_name
     from trainbox_server.errors import UnknownEnvironment
 
     family_name, release = split_name(name)
-    if family_name not in FAMILY_MODULES or (release is not None and release not in RELEASES.get(family_name, ())):
-        raise UnknownEnvironment(
-            f"unknown environment {name!r}; known: {sorted(FAMILY_MODULES)} and releases {RELEASES}"
-        )
-    module = importlib.import_module(FAMILY_MODULES[family_name])
+    if family_name not in FAMILIES or (release is not None and release not in RELEASES.get(family_name, ())):
+        raise UnknownEnvironment(f"unknown environment {name!r}; known: {sorted(FAMILIES)} and releases {RELEASES}")
+    module = importlib.import_module(FAMILIES[family_name].module)
     family: Family = module.make_family(release) if release is not None else module.make_family()
     return family

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.errors import InvalidRequest
 
 SEPARATOR = "@"
-# Newest first: the first release is what the plain family name serves.
-RELEASES: dict[str, tuple[str, ...]] = {"bfcl": ("2026.3.23", "2025.10.1")}
+# Newest first (as the registry lists them): the first release is what the plain family name serves.
+RELEASES: dict[str, tuple[str, ...]] = {family.name: family.releases for family in FAMILIES.values() if family.releases}
 
 
 def split_name(name: str) -> tuple[str, str | None]:

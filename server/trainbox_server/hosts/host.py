@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.envs.releases import canonical, family_of
 from trainbox_server.errors import (
     CapacityExceeded,
@@ -41,9 +42,10 @@ from trainbox_server.hosts.lifecycle import (
 from trainbox_server.hosts.snapshots import SnapshotStore
 from trainbox_server.hosts.trajectory import TrajectoryStore
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
-from trainbox_server.runtime.worker import release_memory
+from trainbox_server.runtime.memory import IdleTrim, emptied_table, release_memory
 
 log = logging.getLogger(__name__)
+PRESTART = tuple(name for name, family in FAMILIES.items() if family.prestart)
 REQUEST_MEMORY = 8  # step results remembered per instance, for retried request ids
 # The calls that carry traffic go over the data channel (see hosts.channel); the rest over Ray.
 CHANNEL_METHODS = (
@@ -63,7 +65,7 @@ class HostSettings:
     sweep_interval: float = 1.0
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # FamilyConfig overrides
     environments: tuple[str, ...] = ()  # the families served (empty: every known one)
-    prestart: tuple[str, ...] = ("bfcl",)  # pools warmed at start (AppWorld's are big: on first use)
+    prestart: tuple[str, ...] = PRESTART  # pools warmed at start (the others on first use)
     channel_ip: str = "127.0.0.1"  # where the data channel listens: the node's address
     snapshot_ttl: float = 3600.0
     max_snapshots: int = 10_000
@@ -149,8 +151,7 @@ class InstanceHost:
         self.released: collections.Counter[str] = collections.Counter({r: 0 for r in RELEASE_REASONS})
         self._sweeper: asyncio.Task[None] | None = None
         self._channel: ChannelServer | None = None
-        self._trim_due = False
-        self._empty_ticks = 0
+        self._idle = IdleTrim()  # when the emptied host gives memory back (runtime.memory)
 
     def _ensure_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
@@ -397,9 +398,9 @@ class InstanceHost:
         self.released[reason] += 1
         self.transcripts.finish(instance_id, reason, time.time())
         await self.runtime.close(instance_id)
+        self.records = emptied_table(self.records)
         if not self.records:
-            self.records = {}  # a dict keeps its peak size: start small again
-            self._trim_due = True  # the sweeper trims once the host has stayed empty a moment
+            self._idle.emptied()  # the sweeper trims once the host has stayed empty a moment
         return True
 
     def _drop_if_lost(self, instance_id: str) -> None:
@@ -414,10 +415,8 @@ class InstanceHost:
                 await self.sweep(time.time())
             except Exception:  # the sweeper must outlive any one bad release
                 log.exception("TTL sweep failed")
-            self._empty_ticks = 0 if self.records or self.creating else self._empty_ticks + 1
-            if self._trim_due and self._empty_ticks >= 2:  # emptied, and stayed so: give memory back
+            if self._idle.observe(len(self.records) + self.creating):
                 release_memory()
-                self._trim_due = False
             self.runtime.recycle_grown_workers()
 
     async def trajectory(self, instance_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib
 import logging
 import os
 import time
@@ -22,11 +23,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainbox_server.envs import EXECUTES_CODE, JUDGE_MODULES
-from trainbox_server.envs.appworld_view import SANDBOX_ROOT, evaluator_binds, worker_binds
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.envs.releases import env_suffix, family_of
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
 from trainbox_server.runtime import sandbox
+from trainbox_server.runtime.memory import RECYCLE_AFTER_SECONDS, RECYCLE_GROWTH_KIB
 from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python
 from trainbox_server.runtime.procfs import tree_rss_kib
 
@@ -51,8 +52,9 @@ class FamilyConfig:
 
     def spec(self, judge: bool = False) -> WorkerSpec:
         """How to start one worker (or the evaluator); read at every start, so new data is seen."""
-        sandboxed = self.sandboxed if self.sandboxed is not None else family_of(self.name) in EXECUTES_CODE
-        sandboxed = sandboxed and sandbox.enabled()
+        declared = FAMILIES.get(family_of(self.name))
+        executes_code = declared is not None and declared.executes_code
+        sandboxed = (self.sandboxed if self.sandboxed is not None else executes_code) and sandbox.enabled()
         binds, env = family_view(self.name, self.env, judge) if sandboxed else ((), {})
         return WorkerSpec(
             family=self.name,
@@ -67,15 +69,14 @@ class FamilyConfig:
 
 
 def family_view(family: str, env: dict[str, str], judge: bool) -> tuple[tuple[tuple[str, str], ...], dict[str, str]]:
-    """The read-only data binds of a sandboxed family's worker (or evaluator), and the variables naming them."""
-    if family != "appworld":
+    """The read-only data binds of a sandboxed family's worker (or evaluator), and the variable naming them
+    inside the sandbox (the family's registry entry names its ``data_view``)."""
+    declared = FAMILIES.get(family_of(family))
+    if declared is None or declared.data_view is None or declared.data is None:
         return (), {}
-    root = env.get("APPWORLD_ROOT") or os.environ.get("APPWORLD_ROOT") or "~/.cache/trainbox/appworld"
-    root = os.path.abspath(os.path.expanduser(root))
-    if not os.path.isdir(os.path.join(root, "data", "tasks")):
-        return (), {"APPWORLD_ROOT": SANDBOX_ROOT}  # the worker reports the missing data itself
-    binds = evaluator_binds(root) if judge else worker_binds(root)
-    return tuple(binds), {"APPWORLD_ROOT": SANDBOX_ROOT}
+    view = importlib.import_module(declared.data_view)
+    binds = view.binds(declared.data.root(env), judge)  # none without data: the worker reports it itself
+    return tuple(binds), {declared.data.variable: view.SANDBOX_ROOT}
 
 
 class FamilyPool:
@@ -106,7 +107,8 @@ class FamilyPool:
     @property
     def judged(self) -> bool:
         """Rewards come from the family's evaluator process (see ``judge``)."""
-        return family_of(self.config.name) in JUDGE_MODULES
+        declared = FAMILIES.get(family_of(self.config.name))
+        return declared is not None and declared.judge_module is not None
 
     def check_installed(self) -> None:
         if not os.path.exists(self.python):
@@ -202,14 +204,14 @@ class FamilyPool:
         if worker.max_instances <= 1 or surplus:
             self._retire(worker)
 
-    def recycle_grown_workers(self, idle_for: float = 3.0, growth_kib: int = 16 * 1024) -> int:
-        """Replace many-instance workers that have stayed empty ``idle_for`` seconds and grew by more than
-        ``growth_kib`` since they were ready: a fresh warm process hands the burst's heap back to the OS."""
+    def recycle_grown_workers(self) -> int:
+        """Replace many-instance workers that emptied and stayed grown (the policy: ``runtime.memory``): a fresh
+        warm process hands the burst's heap back to the OS."""
         now, recycled = time.monotonic(), 0
         for worker in list(self.active):
-            if worker.instances or worker.dead or now - worker.emptied_at < idle_for:
+            if worker.instances or worker.dead or now - worker.emptied_at < RECYCLE_AFTER_SECONDS:
                 continue
-            if tree_rss_kib(worker.pid) - worker.ready_rss_kib > growth_kib:
+            if tree_rss_kib(worker.pid) - worker.ready_rss_kib > RECYCLE_GROWTH_KIB:
                 self._retire(worker)
                 recycled += 1
         return recycled

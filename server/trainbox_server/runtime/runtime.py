@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from trainbox_server.envs import FAMILY_MODULES, releases
+from trainbox_server.envs import releases
 from trainbox_server.envs.base import SPLITS, Evaluation, Message, StepResult
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.errors import (
     DuplicateInstance,
     InstanceLost,
@@ -40,6 +41,7 @@ from trainbox_server.errors import (
     UnknownInstance,
     UnknownSplit,
 )
+from trainbox_server.runtime.memory import emptied_table
 from trainbox_server.runtime.pool import FamilyConfig, FamilyPool
 from trainbox_server.runtime.process import WorkerProcess, default_python
 from trainbox_server.runtime.procfs import tree_rss_kib
@@ -50,12 +52,8 @@ MAX_REPLAY_STEPS = 10_000  # an episode longer than this is not restored (it is 
 
 
 def default_families() -> dict[str, FamilyConfig]:
-    return {
-        "bfcl": FamilyConfig("bfcl", warm=2, processes=2, memory_mb=4096),
-        "appworld": FamilyConfig("appworld", warm=2, processes=1, memory_mb=4096),
-        # The JVM reserves address space well beyond what it touches (the limit is RLIMIT_AS).
-        "webshop": FamilyConfig("webshop", warm=1, processes=2, memory_mb=8192),
-    }
+    """Every family of the registry, with its pool defaults."""
+    return {name: FamilyConfig(name, **dataclasses.asdict(family.pool)) for name, family in FAMILIES.items()}
 
 
 @dataclass
@@ -118,7 +116,7 @@ class Runtime:
 
     def families(self) -> list[str]:
         """Every environment name served (a family served in releases: its plain name and each release)."""
-        return releases.served_names(n for n in self.config.families if releases.family_of(n) in FAMILY_MODULES)
+        return releases.served_names(n for n in self.config.families if releases.family_of(n) in FAMILIES)
 
     def installed(self) -> list[str]:
         """The served names whose interpreter is on this machine (an image may carry some families only)."""
@@ -153,8 +151,10 @@ class Runtime:
         return self._pool(family)
 
     async def task_ids(self, family: str, split: str) -> list[str]:
-        if split not in SPLITS:
-            raise UnknownSplit(f"unknown split {split!r}; splits are {list(SPLITS)}")
+        declared = FAMILIES.get(releases.family_of(family)) if isinstance(family, str) else None
+        splits = declared.splits if declared is not None else SPLITS  # an unknown family is refused just below
+        if split not in splits:
+            raise UnknownSplit(f"unknown split {split!r}; splits are {list(splits)}")
         key = (self._pool(family).config.name, split)
         if key not in self._task_cache:
             pool = self._pool(family)
@@ -290,8 +290,7 @@ class Runtime:
             pass  # the instance is gone either way
         finally:
             pool.instance_closed(worker, instance_id)
-            if not self.instances:
-                self.instances = {}  # a dict keeps its peak size: start small again
+            self.instances = emptied_table(self.instances)
         return True
 
     def _forget(self, instance_id: str, reason: str) -> None:

@@ -1,7 +1,7 @@
 """Worker process main: hosts instances of one environment family and answers framed requests on pipes.
 
 Started by the runtime as ``python -m trainbox_server.runtime.worker <family> [--judge]`` with the
-family's own interpreter (``--judge``: the family's evaluator process, see ``envs.JUDGE_MODULES``).
+family's own interpreter (``--judge``: the family's evaluator process, its registry entry's ``judge_module``).
 Runs in the main thread (AppWorld's execution timeout uses SIGALRM). The protocol uses private copies of
 stdin/stdout; fds 0/1 are then pointed at /dev/null and stderr, so whatever model code reads or prints
 cannot corrupt a frame. A reply that cannot be encoded, or is too large, is that request's error, never
@@ -10,9 +10,6 @@ the worker's. Standard library + the family's engine only.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import os
 import resource
 import select
@@ -31,6 +28,7 @@ from trainbox_server.errors import (
     TrainboxError,
 )
 from trainbox_server.runtime.framing import FrameError, encode, read_frame
+from trainbox_server.runtime.memory import IdleTrim, emptied_table, release_memory
 from trainbox_server.runtime.procfs import status_kib
 
 
@@ -52,14 +50,6 @@ def _limit_memory() -> None:
 
 
 OUT_OF_MEMORY = "the instance exceeded the worker's memory limit"
-IDLE_TRIM_SECONDS = 2.0  # an emptied worker trims after this long without requests (not on the hot path)
-
-
-def release_memory() -> None:
-    """Give freed memory back to the OS once a worker is empty (glibc keeps it otherwise)."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _near_memory_limit() -> bool:
@@ -82,7 +72,7 @@ class WorkerServer:
         self.judge = judge
         self.instances: dict[str, Instance] = {}
         self.infos: dict[str, dict[str, Any]] = {}  # what create returned as info (tools, ...)
-        self.trim_due = False
+        self.idle = IdleTrim()  # when an emptied worker gives memory back (runtime.memory)
 
     def handle(self, op: str, args: dict[str, Any]) -> Any:
         handler = getattr(self, f"op_{op}", None)
@@ -157,9 +147,9 @@ class WorkerServer:
         self.infos.pop(instance_id, None)
         if instance is not None:
             instance.close()
+        self.instances, self.infos = emptied_table(self.instances), emptied_table(self.infos)
         if not self.instances:
-            self.instances, self.infos = {}, {}  # dicts keep their peak size: start small again
-            self.trim_due = True  # trimmed once the worker has stayed idle a moment (see serve)
+            self.idle.emptied()
         return instance is not None
 
 
@@ -170,11 +160,12 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 def _load_judge(family_name: str) -> Any:
     import importlib
 
-    from trainbox_server.envs import JUDGE_MODULES
+    from trainbox_server.envs.registry import FAMILIES
 
-    if family_name not in JUDGE_MODULES:
+    family = FAMILIES.get(family_name)
+    if family is None or family.judge_module is None:
         raise SystemExit(f"{family_name!r} has no evaluator process")
-    return importlib.import_module(JUDGE_MODULES[family_name]).make_judge()
+    return importlib.import_module(family.judge_module).make_judge()
 
 
 def serve(family_name: str, judge_role: bool = False) -> int:
@@ -200,12 +191,11 @@ def serve(family_name: str, judge_role: bool = False) -> int:
     }
     _write(proto_out, encode({"id": 0, "ok": True, "result": ready}))
     while True:
-        if server.trim_due:
-            idle = not select.select([proto_in], [], [], IDLE_TRIM_SECONDS)[0]
-            if idle and not server.instances:
+        wait = server.idle.wait()  # a trim is owed: read with that timeout, and trim when it passes
+        if wait is not None and not select.select([proto_in], [], [], wait)[0]:
+            if server.idle.observe(len(server.instances)):
                 release_memory()
-                server.trim_due = False
-                continue
+            continue
         try:
             request = read_frame(proto_in)
         except EOFError:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from trainbox_server.envs import FAMILY_MODULES
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.envs.releases import family_of
 from trainbox_server.hosts.host import HostSettings
 from trainbox_server.hosts.lifecycle import IDLE_TTL, MAX_LIFETIME, MAX_LIVE_PER_HOST, MAX_TTL
@@ -71,11 +71,11 @@ class ServiceConfig(BaseModel):
     families: Annotated[dict[str, FamilyOverrides], NoDecode] = Field(
         default_factory=dict,
         description='a JSON object {family: {setting: value}}, e.g. {"appworld": {"warm": 4}}; families: '
-        f"{sorted(FAMILY_MODULES)} (or family@release); settings: "
+        f"{sorted(FAMILIES)} (or family@release); settings: "
         f"{[f.name for f in fields(FamilyConfig) if f.name != 'name']}",
     )
     environments: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), description=f"comma-separated families to serve, of {sorted(FAMILY_MODULES)}; unset: all"
+        (), description=f"comma-separated families to serve, of {sorted(FAMILIES)}; unset: all"
     )
     sweep_interval: float = _positive(1.0, "seconds between TTL sweeps on a host, a number > 0")
     # Input bounds (see service.bounds and the README's "Limits"); depth and digits are clamped to what the
@@ -104,7 +104,7 @@ class ServiceConfig(BaseModel):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
         if isinstance(value, dict):
-            unknown = sorted(name for name in value if family_of(name) not in FAMILY_MODULES)
+            unknown = sorted(name for name in value if family_of(name) not in FAMILIES)
             if unknown:
                 raise ValueError(f"unknown families {unknown}")
         return value
@@ -114,7 +114,7 @@ class ServiceConfig(BaseModel):
     def _environments_list(cls, value: Any) -> Any:
         names = value.split(",") if isinstance(value, str) else value
         names = tuple(name.strip() for name in names if name.strip())
-        unknown = sorted(set(names) - set(FAMILY_MODULES))
+        unknown = sorted(set(names) - set(FAMILIES))
         if unknown:
             raise ValueError(f"unknown families {unknown}")
         return names

@@ -17,6 +17,7 @@ from typing import Any
 
 from trainbox_server.envs import releases
 from trainbox_server.envs.base import SPLITS
+from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.errors import (
     Busy,
     CapacityExceeded,
@@ -39,7 +40,7 @@ from trainbox_server.hosts.lifecycle import (
 )
 from trainbox_server.hosts.ray_hosts import ARCH_LABEL, HostGroup, node_summary
 from trainbox_server.hosts.snapshots import is_snapshot_id
-from trainbox_server.runtime.worker import release_memory
+from trainbox_server.runtime.memory import IdleTrim, release_memory
 from trainbox_server.service import bounds
 from trainbox_server.service.admission import LiveLedger
 from trainbox_server.service.config import ServiceConfig
@@ -114,7 +115,7 @@ class SandboxService:
         return [h for h in self.loads if h.alive and h.name in self.hosts.handles]
 
     async def _refresh_forever(self) -> None:
-        history = [0, 0, 0]  # live instances at the last three refreshes
+        idle = IdleTrim()  # when the front, its hosts emptied, gives its routes' memory back (runtime.memory)
         while True:
             await asyncio.sleep(1.0)
             try:
@@ -122,9 +123,8 @@ class SandboxService:
             except Exception:
                 log.exception("could not refresh host loads")
             self._maybe_recreate()
-            history = [*history[1:], sum(h.live for h in self.loads)]
-            if history[0] and not history[1] and not history[2]:  # released, and stayed so: give memory back
-                self._routes = {}
+            if idle.observe(sum(h.live for h in self.loads)):
+                self._routes = {}  # every route names a released instance
                 release_memory()
 
     def _maybe_recreate(self) -> None:
@@ -148,7 +148,7 @@ class SandboxService:
             await self.refresh_loads()
 
     def environments(self) -> list[dict[str, Any]]:
-        return [{**releases.describe(name), "splits": list(SPLITS)} for name in self.families]
+        return [{**releases.describe(name), "splits": _splits(name)} for name in self.families]
 
     def _check_env(self, env_type: object) -> str:
         if not isinstance(env_type, str) or env_type not in self.families:
@@ -413,3 +413,9 @@ class SandboxService:
         names = [load.name for load in self.serving()]
         found = await asyncio.gather(*(self.hosts.call(n, "trajectories", status, failed, infra) for n in names))
         return sorted((s for summaries in found for s in summaries), key=lambda s: s["last_at"], reverse=True)
+
+
+def _splits(name: str) -> list[str]:
+    """The splits of a served name's family (a family this front does not know, e.g. a newer host's: the usual)."""
+    declared = FAMILIES.get(releases.family_of(name))
+    return list(declared.splits if declared is not None else SPLITS)

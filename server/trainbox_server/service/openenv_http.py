@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from trainbox_server import __version__
+from trainbox_server.envs.registry import FAMILIES
+from trainbox_server.envs.releases import family_of
 from trainbox_server.service.api_v1 import FastJSON, Service
 from trainbox_server.service.openenv import Episode
 from trainbox_server.service.openenv_models import (
@@ -24,10 +26,12 @@ from trainbox_server.service.schemas import ON_HOSTS, answers
 
 router = APIRouter(prefix="/openenv/{family}", tags=["openenv"], default_response_class=FastJSON)
 CHECKED = (401, 404, 500)
-DESCRIPTIONS = {
-    "bfcl": "BFCL v4 executable multi-turn and single-turn function-calling tasks, scored by BFCL's own checker",
-    "appworld": "AppWorld: tasks over nine simulated apps solved by writing Python, scored by AppWorld's tests",
-}
+
+
+def _description(name: str) -> str:
+    """OpenEnv's line on a served name: its family's description, else the name."""
+    family = FAMILIES.get(family_of(name))
+    return (family.description if family else "") or name
 
 
 @router.post(
@@ -72,7 +76,7 @@ async def metadata(service: Service, family: str) -> dict[str, Any]:
     episode.check_family()
     return {
         "name": f"trainbox-{family}",
-        "description": DESCRIPTIONS.get(episode.family.partition("@")[0], family) + " (served by trainbox)",
+        "description": _description(family) + " (served by trainbox)",
         "readme_content": None,
         "version": __version__,
         "author": None,

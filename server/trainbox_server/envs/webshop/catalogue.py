@@ -30,10 +30,10 @@ from decimal import Decimal
 from typing import Any
 
 from trainbox_server.envs.base import SPLITS
+from trainbox_server.envs.registry import data_of
 from trainbox_server.errors import EnvironmentUnavailable as DataMissing
 from trainbox_server.errors import UnknownSplit, UnknownTask
 
-DEFAULT_ROOT = os.path.join("~", ".cache", "trainbox", "webshop")
 SETTINGS = {  # WEBSHOP_SETTING → (products file, attributes file)
     "1k": ("items_shuffle_1000.json", "items_ins_v2_1000.json"),
     "full": ("items_shuffle.json", "items_ins_v2.json"),
@@ -56,7 +56,8 @@ DATA_COMMAND = (
 
 
 def data_root() -> str:
-    return os.path.abspath(os.path.expanduser(os.environ.get("WEBSHOP_ROOT") or DEFAULT_ROOT))
+    """``WEBSHOP_ROOT``, else the registry's default."""
+    return data_of("webshop").root()
 
 
 def setting() -> str:

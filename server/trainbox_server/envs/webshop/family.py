@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from trainbox_server.envs.base import Created, Evaluation, Message, StepResult
+from trainbox_server.envs.messages import MessageFormatError, content_text, tool_call_function
 from trainbox_server.envs.webshop import catalogue as data
 from trainbox_server.envs.webshop import pages
 from trainbox_server.envs.webshop.pages import Session
@@ -111,8 +112,8 @@ def extract_action(message: Message) -> tuple[str, str | None]:
             "the action must be a chat message (a JSON object) whose content is search[...] or click[...]"
         )
     for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict) and function.get("name") == "webshop":
+        function = tool_call_function(call)
+        if function is not None and function.get("name") == "webshop":
             arguments = function.get("arguments")
             if isinstance(arguments, str):
                 try:
@@ -121,10 +122,10 @@ def extract_action(message: Message) -> tuple[str, str | None]:
                     arguments = {"action": arguments}
             action = arguments.get("action") if isinstance(arguments, dict) else None
             return (action if isinstance(action, str) else ""), call.get("id")
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
-    text = content.strip() if isinstance(content, str) else ""
+    try:
+        text = (content_text(message.get("content"), "\n") or "").strip()
+    except MessageFormatError as exc:
+        raise InvalidAction(f"{exc}; the action is search[...] or click[...]") from None
     if pages.parse_action(text)[1] is not None or "\n" not in text:
         return text, None
     lines = _ACTION_LINE.findall(text)

@@ -15,9 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from trainbox_server.envs import bfcl_formats
-from trainbox_server.envs.bfcl_calls import openai_name
-from trainbox_server.envs.bfcl_formats import CATEGORY as FORMAT_SENSITIVITY
+from trainbox_server.envs.bfcl import formats
+from trainbox_server.envs.bfcl.calls import openai_name
+from trainbox_server.envs.bfcl.formats import CATEGORY as FORMAT_SENSITIVITY
 
 MULTI_TURN_CATEGORIES = (
     "multi_turn_base",
@@ -39,7 +39,7 @@ SINGLE_TURN_CATEGORIES = (
     "live_parallel_multiple",
     "live_irrelevance",
     "live_relevance",
-    FORMAT_SENSITIVITY,  # the tasks above asked in BFCL's 26 prompt formats (see bfcl_formats)
+    FORMAT_SENSITIVITY,  # the tasks above asked in BFCL's 26 prompt formats (see bfcl.formats)
 )
 CATEGORIES = MULTI_TURN_CATEGORIES + SINGLE_TURN_CATEGORIES
 # Categories of the package this adapter cannot run offline, with the reason given to the caller.
@@ -187,14 +187,14 @@ def _format_sensitivity_tasks() -> dict[str, Task]:
     """BFCL's format-sensitivity tasks: the listed tasks (each category's in dataset order) crossed with every
     format config; they share their source task's entry and ground truth."""
     sources: list[Task] = []
-    for category, ids in bfcl_formats.listed_ids(data_dir()).items():
+    for category, ids in formats.listed_ids(data_dir()).items():
         listed = frozenset(ids)
         sources += [task for task in tasks(category).values() if task.id in listed]
     by_id = {task.id: task for task in sources}
     return {
         variant: Task(variant, FORMAT_SENSITIVITY, by_id[source].entry, by_id[source].ground_truth,
                       config=config, source_category=by_id[source].category)
-        for variant, config, source in bfcl_formats.variant_ids([task.id for task in sources])
+        for variant, config, source in formats.variant_ids([task.id for task in sources])
     }  # fmt: skip
 
 
@@ -306,7 +306,7 @@ def initial_messages(task: Task) -> list[dict[str, Any]]:
     if "messages" not in task._created:
         first_turn = [dict(m) for m in task.entry["question"][0]]
         if task.config is not None:
-            prompt = bfcl_formats.system_prompt(task.config, task.prompt_functions)
+            prompt = formats.system_prompt(task.config, task.prompt_functions)
         else:
             prompt = system_prompt(task.prompt_functions)
         if first_turn and first_turn[0].get("role") == "system":

@@ -23,10 +23,18 @@ from __future__ import annotations
 
 import ast
 import inspect
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from trainbox_server.envs.messages import (
+    MessageFormatError,
+    content_text,
+    decode_json,
+    json_object,
+    tool_call_blocks,
+    tool_call_function,
+)
 
 ACCEPTED_FORMATS = (
     "accepted call formats: OpenAI `tool_calls` on the assistant message "
@@ -35,7 +43,6 @@ ACCEPTED_FORMATS = (
     "whose argument values are literals (strings, numbers, booleans, None, lists, dicts, tuples)"
 )
 
-_TOOL_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
 # Text that opens like a call list (``[name(``): broken syntax there is a failed call, not prose.
 _CALL_LIST_START = re.compile(r"^\[\s*[A-Za-z_][\w.]*\s*\(")
@@ -95,8 +102,8 @@ def parse_calls(message: dict[str, Any]) -> list[Call] | None:
         content = _text_of(message.get("content"))
         if len(content) > LIMITS.action_chars:
             raise CallSyntaxError(f"the message has {len(content)} characters; at most {LIMITS.action_chars}")
-        if "<tool_call>" in content:
-            blocks = _TOOL_CALL_BLOCK.findall(content)
+        blocks = tool_call_blocks(content)
+        if blocks:
             _check_count(len(blocks))
             calls = [_hermes_call(block) for block in blocks]
         else:
@@ -123,22 +130,21 @@ def _as_list(value: Any, what: str) -> list[Any]:
 
 
 def _text_of(content: Any) -> str:
-    """Message content as text (OpenAI content may be a list of ``{"type": "text", "text": ...}`` parts)."""
+    """Message content as text (OpenAI content parts are joined as they are: they are one text, cut up)."""
     if content is None:
         return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [p.get("text", "") for p in content if isinstance(p, dict)]
-        if not all(isinstance(t, str) for t in texts):
-            raise CallSyntaxError("a content part's `text` must be a string")
-        return "".join(texts)
-    raise CallSyntaxError(f"message content must be a string or a list of text parts, got {type(content)}")
+    try:
+        text = content_text(content, "")
+    except MessageFormatError as e:
+        raise CallSyntaxError(str(e)) from None
+    if text is None:
+        raise CallSyntaxError(f"message content must be a string or a list of text parts, got {type(content)}")
+    return text
 
 
 def _openai_call(tool_call: Any, index: int) -> Call:
-    function = tool_call.get("function") if isinstance(tool_call, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+    function = tool_call_function(tool_call)
+    if function is None or not isinstance(function.get("name"), str):
         raise CallSyntaxError(f"tool_calls[{index}] has no function.name; {ACCEPTED_FORMATS}")
     kwargs = _json_arguments(function.get("arguments"), f"tool_calls[{index}] ({function['name']})")
     call_id = tool_call.get("id")
@@ -147,9 +153,9 @@ def _openai_call(tool_call: Any, index: int) -> Call:
 
 def _hermes_call(block: str) -> Call:
     try:
-        payload = json.loads(block.strip())
-    except (json.JSONDecodeError, RecursionError, ValueError) as e:
-        raise CallSyntaxError(f"<tool_call> block is not valid JSON ({e}); {ACCEPTED_FORMATS}") from None
+        payload = decode_json(block.strip())
+    except MessageFormatError as e:
+        raise CallSyntaxError(f"<tool_call> block is {e}; {ACCEPTED_FORMATS}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
         raise CallSyntaxError(f'<tool_call> block needs a "name" string; {ACCEPTED_FORMATS}')
     arguments = payload.get("arguments", payload.get("parameters", {}))
@@ -163,9 +169,9 @@ def _json_arguments(arguments: Any, where: str) -> dict[str, Any]:
         if len(arguments) > LIMITS.action_chars:
             raise CallSyntaxError(f"{where}: arguments have more than {LIMITS.action_chars} characters")
         try:
-            arguments = json.loads(arguments)
-        except (json.JSONDecodeError, RecursionError, ValueError) as e:  # ValueError: an int of > 4300 digits
-            raise CallSyntaxError(f"{where}: arguments are not valid JSON ({e}); {ACCEPTED_FORMATS}") from None
+            return json_object(arguments)
+        except MessageFormatError as e:
+            raise CallSyntaxError(f"{where}: arguments are {e}; {ACCEPTED_FORMATS}") from None
     if not isinstance(arguments, dict):
         raise CallSyntaxError(f"{where}: arguments must be a JSON object; {ACCEPTED_FORMATS}")
     return arguments

@@ -1,6 +1,6 @@
 """AppWorld's rewards, computed where model code cannot reach: the evaluator process.
 
-The world runs in a sandboxed worker that cannot read any task's ground truth (see ``appworld_view``).
+The world runs in a sandboxed worker that cannot read any task's ground truth (see ``appworld.view``).
 After a step that completes the task, or on ``evaluate``, that worker hands over the world's state as data
 — the database changes AppWorld writes after every execution (``dbs/*.jsonl`` + ``model_hashes.json``) —
 and this process, which alone reads the ground truth, runs AppWorld's own evaluator on it.
@@ -69,7 +69,7 @@ class AppWorldJudge:
         from appworld.apps.model_lib import CachedDBHandler
         from appworld.evaluator import evaluate_task
 
-        from trainbox_server.envs.appworld import check_task_id, data_root, rewards
+        from trainbox_server.envs.appworld.family import check_task_id, data_root, rewards
 
         root = data_root()
         os.environ["APPWORLD_ROOT"] = root

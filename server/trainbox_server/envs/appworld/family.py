@@ -1,37 +1,4 @@
-"""The AppWorld environment family: AppWorld's real engine, one world per worker process.
-
-Data. The dataset lives under ``APPWORLD_ROOT`` (default ``~/.cache/trainbox/appworld``) in AppWorld's own
-layout (``data/tasks``, ``data/base_dbs``, ``data/api_docs``, ``data/datasets``); ``make appworld-data``
-downloads it where the internet allows, and ``appworld_dataset`` builds a small one in the same format.
-Task ids are AppWorld's (``82e2fac_1``). Splits map to AppWorld's dataset files (``SPLIT_FILES``):
-``train`` → ``train.txt``, ``val`` → ``dev.txt``, ``test`` → ``test_normal.txt`` then ``test_challenge.txt``
-(AppWorld's own, fixed splits: nothing is reshuffled).
-
-Episode. ``create`` opens ``AppWorld(task_id)`` and returns a system prompt (how to act: one python block
-per reply, the ``apis`` object, ``apis.supervisor.complete_task``) and a user message (the supervisor's
-name, email, phone and the task instruction); ``info["tools"]`` carries the ``appworld`` tool for models
-with native tool calling. ``step`` runs the code of the assistant message (see ``appworld_messages``:
-OpenAI ``tool_calls`` / ``<tool_call>`` text naming ``appworld`` with a ``code`` argument, else the first
-fenced python block) through ``world.execute`` and returns the output; the episode terminates when the
-task is marked complete, and that step's reward is the evaluation (0.0 before).
-
-Rewards: AppWorld's evaluator (the task's ``evaluation.py`` against the world's database changes), run in
-a separate evaluator process (``appworld_judge``): the world's worker is sandboxed, opens its world without
-the ground truth and cannot read it (``appworld_view``); it hands the world's state over as data.
-sparse = 1.0 if every requirement passes else 0.0; dense = passed / total requirements (the reference's
-default). ``evaluate(params)`` uses ``params["sparse"]``, else the ``sparse`` create param (default False);
-details carry both, and each failing requirement with its trace.
-
-Create params: ``sparse`` (bool), ``step_timeout`` (seconds, AppWorld's own SIGALRM timeout for one
-execution; past it the output says so and the episode goes on; default 20, below the runtime's kill),
-``max_interactions`` (AppWorld's cap on executions, default 1000). Other keys are ignored.
-
-Process model. AppWorld keeps global state (``close_all`` on every new world, freezegun's process-wide
-clock, SIGALRM), so ``max_instances_per_process = 1``; ``warm()`` pays the imports (and one throw-away
-world when data is present) before any create. World outputs go to a per-process temporary directory
-(the data root may be read-only, and two worlds of one task must not share AppWorld's output folder),
-removed at close or exit, and swept at the next warm-up if the process was killed.
-"""
+"""The AppWorld family's adapter: one world per worker process, rewards from the evaluator process."""
 
 from __future__ import annotations
 
@@ -46,7 +13,7 @@ import sys
 import tempfile
 from typing import Any
 
-from trainbox_server.envs.appworld_messages import (
+from trainbox_server.envs.appworld.messages import (
     APPWORLD_TOOL,
     SYSTEM_PROMPT,
     extract_code,
@@ -54,9 +21,9 @@ from trainbox_server.envs.appworld_messages import (
     user_message,
 )
 from trainbox_server.envs.base import SPLITS, Created, Evaluation, Message, StepResult
+from trainbox_server.envs.registry import data_of
 from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, RequestError, UnknownSplit, UnknownTask
 
-DEFAULT_ROOT = os.path.join("~", ".cache", "trainbox", "appworld")
 SPLIT_FILES: dict[str, tuple[str, ...]] = {
     "train": ("train",),
     "val": ("dev",),
@@ -68,14 +35,15 @@ OUTPUTS_DIR = os.path.join(tempfile.gettempdir(), "trainbox-appworld")
 
 
 def data_root() -> str:
-    return os.path.abspath(os.path.expanduser(os.environ.get("APPWORLD_ROOT") or DEFAULT_ROOT))
+    """``APPWORLD_ROOT``, else the registry's default."""
+    return data_of("appworld").root()
 
 
 def _missing(what: str) -> EnvironmentUnavailable:
     return EnvironmentUnavailable(
         f"AppWorld data not found: {what}. Run `make appworld-data` (downloads it; needs the internet), "
         "or set APPWORLD_ROOT to a directory holding AppWorld's data/ folder "
-        "(`python -m trainbox_server.envs.appworld_dataset --root DIR` builds a small one)."
+        "(`python -m trainbox_server.envs.appworld.dataset --root DIR` builds a small one)."
     )
 
 
@@ -133,13 +101,13 @@ class AppWorldInstance:
         output = self.world.execute(code)
         self.terminated = bool(self.world.task_completed())
         info: dict[str, Any] = {"interactions": self.world.num_interactions}
-        # The reward of the completing step comes from the evaluator process (see appworld_judge).
+        # The reward of the completing step comes from the evaluator process (see appworld.judge).
         return StepResult([observation(output, tool_call_id)], 0.0, self.terminated, info, judge=self.terminated)
 
     def export_state(self) -> dict[str, Any]:
         """The world's state as data, for the evaluator: AppWorld saves its database changes after every
         execution (and at creation) under the output directory."""
-        from trainbox_server.envs.appworld_judge import read_state
+        from trainbox_server.envs.appworld.judge import read_state
 
         return {"files": read_state(self.world.output_db_home_path_on_disk), "sparse": self.sparse}
 

@@ -1,39 +1,4 @@
-"""The BFCL environment family: BFCL v4's executable multi-turn and single-turn AST categories.
-
-Task ids are BFCL's own (``multi_turn_base_0``, ``simple_python_3``, ``live_simple_0-0-0``); splits are
-described in ``bfcl_splits``. ``create`` returns BFCL's default prompting system prompt (python-call
-format, JSON function docs) plus the first user turn; ``info["tools"]`` carries the same functions as
-OpenAI ``tools`` for models with native tool calling. Actions: see ``bfcl_calls`` (three formats).
-
-Multi-turn (base, miss_func, miss_param, long_context). A step with calls executes them in order against
-the episode's environment objects and answers with one ``tool`` message per call (``tool_call_id`` set when
-the call came as an OpenAI tool call). A step without calls ends the model's turn: the next user turn
-comes back as ``user`` messages; on a miss_func turn that message lists the newly available functions
-(BFCL's text) and ``info["tools"]`` / ``info["new_tools"]`` carry them. After the last turn the episode
-terminates and the step's reward is the evaluation. As in BFCL, a turn is cut off after
-``MAXIMUM_STEP_LIMIT`` (20) call steps, which fails the task.
-
-Error semantics. What BFCL shows the model as an execution error stays an observation: unknown function,
-wrong argument names/types, an environment exception — a ``tool`` message ``"Error during execution:
-..."``, recorded for the checker exactly as BFCL would. What BFCL cannot even decode is refused with
-``InvalidAction`` (the episode continues): a ``<tool_call>``/``tool_calls`` payload that is not valid
-JSON, non-literal arguments. Plain prose is not an error: in multi-turn it ends the turn (BFCL: a
-message that does not decode ends the turn). Single-turn tasks execute nothing, so there a call that
-cannot be checked — no call (except irrelevance tasks), unknown function, positional, unknown, missing or
-mistyped arguments — is ``InvalidAction`` naming what is accepted.
-
-Rewards. Multi-turn: BFCL's ``multi_turn_checker`` (state + execution-response checks after every turn).
-``sparse`` = 1.0 if the task passes, else 0.0. ``dense`` = turns passed / turns, where "turns passed" is
-how many turns the checker got through, in order, before its first failure (a failure leaves the
-environment state off the ground-truth path, so later turns are not credited). Single-turn: BFCL's
-``ast_checker`` (irrelevance: pass iff no call; live_relevance: pass iff a valid call); dense = sparse.
-``evaluate(params)`` uses ``params["sparse"]`` (default: the ``sparse`` create param, default True); the
-details always carry both values, the checker's ``error_type`` / ``error_message`` and its findings.
-
-Create param ``on_invalid_action``: ``"error"`` (default, as above) or ``"end_turn"`` (what the reference
-does, used by its compatible routes): an action that would be ``InvalidAction`` ends the model's turn
-instead — multi-turn: as a message without calls; single-turn: the episode ends, scored 0.0.
-"""
+"""The BFCL family's adapter: tasks, instances (multi-turn and single-turn) and their rewards."""
 
 from __future__ import annotations
 
@@ -41,10 +6,9 @@ import copy
 import sys
 from typing import Any
 
-from trainbox_server.envs import bfcl_data as data
-from trainbox_server.envs import bfcl_formats
 from trainbox_server.envs.base import SPLITS, Created, Evaluation, Message, StepResult
-from trainbox_server.envs.bfcl_calls import (
+from trainbox_server.envs.bfcl import data, formats
+from trainbox_server.envs.bfcl.calls import (
     ACCEPTED_FORMATS,
     Call,
     CallSyntaxError,
@@ -52,7 +16,7 @@ from trainbox_server.envs.bfcl_calls import (
     openai_name,
     parse_calls,
 )
-from trainbox_server.envs.bfcl_splits import split_ids
+from trainbox_server.envs.bfcl.splits import split_ids
 from trainbox_server.envs.releases import env_suffix
 from trainbox_server.errors import (
     EnvironmentUnavailable,
@@ -73,7 +37,7 @@ class BfclFamily:
     max_instances_per_process = 100_000
 
     def __init__(self, release: str | None = None) -> None:
-        from trainbox_server.envs.bfcl_exec import prepare_bfcl_import
+        from trainbox_server.envs.bfcl.execute import prepare_bfcl_import
 
         installed = data.installed_release()
         if release is not None and release != installed:
@@ -93,7 +57,7 @@ class BfclFamily:
 
         from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_checker  # noqa: F401
 
-        from trainbox_server.envs.bfcl_exec import environment_class
+        from trainbox_server.envs.bfcl.execute import environment_class
 
         self.task_ids("train")
         for category in data.MULTI_TURN_CATEGORIES:
@@ -236,7 +200,7 @@ class MultiTurnInstance:
 
     def _run_calls(self, calls: list[Call]) -> StepResult:
         if self.scenario is None:
-            from trainbox_server.envs.bfcl_exec import Scenario
+            from trainbox_server.envs.bfcl.execute import Scenario
 
             self.scenario = Scenario(self.task.entry, _docs_by_name(self.task))
         self.turns[-1].append(calls)
@@ -281,7 +245,7 @@ class MultiTurnInstance:
         return Evaluation(reward, {**scores.details, "mode": "sparse" if sparse else "dense"})
 
     def _check(self) -> Evaluation:
-        from trainbox_server.envs.bfcl_exec import check_multi_turn
+        from trainbox_server.envs.bfcl.execute import check_multi_turn
 
         task, num_turns = self.task, len(self.task.ground_truth)
         result, passed = check_multi_turn(task.entry, task.ground_truth, self.turns, _docs_by_name(task))
@@ -387,7 +351,7 @@ class SingleTurnInstance:
         elif task.category in data.ANY_CALL_CATEGORIES:
             result = {"valid": True}
         else:
-            from trainbox_server.envs.bfcl_exec import check_ast
+            from trainbox_server.envs.bfcl.execute import check_ast
 
             functions = task.functions
             result = check_ast(functions, decoded, task.ground_truth, task.category, task.language)
@@ -398,13 +362,13 @@ class SingleTurnInstance:
     def _score_format(self, message: Message) -> Evaluation:
         """format_sensitivity: the message text decoded in the task's format, then BFCL's checker (a text that
         does not decode scores 0 with the decoder's reason, as in BFCL)."""
-        from trainbox_server.envs.bfcl_exec import check_ast
+        from trainbox_server.envs.bfcl.execute import check_ast
 
         if not isinstance(message, dict):
             raise InvalidAction(f"the action must be an assistant message dict; {ACCEPTED_FORMATS}")
         task = self.task
         assert task.config is not None and task.source_category is not None
-        decoded, failure = bfcl_formats.decode(message.get("content"), task.config)
+        decoded, failure = formats.decode(message.get("content"), task.config)
         if failure is None:
             failure = check_ast(task.functions, decoded or [], task.ground_truth, task.source_category, "python")
         verdict = _verdict(failure, ())

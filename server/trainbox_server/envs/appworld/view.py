@@ -91,6 +91,14 @@ def public_tasks_view(root: str) -> str:
     return os.path.join(view, "tasks")
 
 
+def binds(root: str, judge: bool) -> list[tuple[str, str]]:
+    """The read-only binds of a world's worker (``judge``: of the evaluator); none while ``root`` holds no tasks
+    (the worker then reports the missing data itself)."""
+    if not os.path.isdir(os.path.join(root, "data", "tasks")):
+        return []
+    return evaluator_binds(root) if judge else worker_binds(root)
+
+
 def worker_binds(root: str) -> list[tuple[str, str]]:
     """Read-only binds for a world's worker: the public tasks view, and the rest of ``data/`` as it is."""
     data = os.path.join(root, "data")

@@ -5,7 +5,7 @@ Runs in the BFCL worker; imports ``bfcl_eval`` lazily.
 *Executor.* BFCL's own ``execute_multi_turn_func_call`` builds a string per call and ``eval()``s it, caching
 environment objects in module globals forever. ``Scenario`` replaces it: one fresh set of environment
 objects per episode (each loaded with ``_load_scenario(initial_config)``), calls parsed with ``ast`` (see
-``bfcl_calls``), dispatched by method name with the arguments bound to the method's signature and checked
+``bfcl.calls``), dispatched by method name with the arguments bound to the method's signature and checked
 against the documented parameter types. Results are rendered exactly as BFCL renders them (str as is,
 dict as JSON, errors as ``"Error during execution: ..."``).
 
@@ -33,7 +33,7 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-from trainbox_server.envs.bfcl_calls import Call, bind_arguments, parse_call_string, type_error
+from trainbox_server.envs.bfcl.calls import Call, bind_arguments, parse_call_string, type_error
 
 CHECKER_MODEL_NAME = "trainbox"  # no underscores: ast_checker maps "_" to "/" to look the name up
 # BFCL's executor refuses these names before eval; kept so error texts match BFCL's.

@@ -18,7 +18,7 @@ notes of its own. Every task needs real API calls: read the Simple Note password
 log in, then answer from or change the notes. ``TASKS`` also carries a correct solution per task, for
 tests and demonstrations.
 
-Runs in the AppWorld venv: ``python -m trainbox_server.envs.appworld_dataset --root DIR``.
+Runs in the AppWorld venv: ``python -m trainbox_server.envs.appworld.dataset --root DIR``.
 """
 
 from __future__ import annotations

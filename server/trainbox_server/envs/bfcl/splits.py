@@ -7,7 +7,7 @@ Pure and standard-library only. The scheme (version ``SPLIT_VERSION``), applied 
    so the order is the same on every machine, Python build and process;
 3. cut the shuffled list at ``round(n * 0.8)`` and ``round(n * 0.9)``: train / val / test = 80/10/10 %;
 4. each split lists its ids category by category (in the order the adapter lists its categories,
-   ``bfcl_data.CATEGORIES``), each category's ids in natural order.
+   ``bfcl.data.CATEGORIES``), each category's ids in natural order.
 
 Every category therefore appears in every split in the same proportions, the splits are disjoint and
 cover the whole category, and adding a category never moves another category's tasks.

@@ -7,11 +7,17 @@ text, else the first fenced python block. Anything else is ``InvalidAction`` nam
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from trainbox_server.envs.base import Message
+from trainbox_server.envs.messages import (
+    MessageFormatError,
+    content_text,
+    json_object,
+    tool_call_blocks,
+    tool_call_function,
+)
 from trainbox_server.errors import InvalidAction
 
 APPWORLD_TOOL: dict[str, Any] = {
@@ -68,10 +74,13 @@ def extract_code(message: Message) -> tuple[str, str | None]:
     tool_calls = message.get("tool_calls") or []
     if tool_calls:
         return _from_openai_tool_calls(tool_calls)
-    content = _text(message.get("content"))
-    hermes = re.search(r"<tool_call>(.*?)(?:</tool_call>|$)", content, re.DOTALL)
+    try:
+        content = content_text(message.get("content"), "\n") or ""
+    except MessageFormatError as exc:
+        raise InvalidAction(f"{exc}; accepted: {ACCEPTED_ACTIONS}") from None
+    hermes = tool_call_blocks(content)
     if hermes:
-        call = _json_object(hermes.group(1), "the <tool_call> block")
+        call = _json_object(hermes[0], "the <tool_call> block")
         return _code_argument(call.get("name"), call.get("arguments")), None
     block = re.search(r"```[ \t]*(?:python3?|py|ipython)?[ \t]*\n(.*?)```", content, re.DOTALL)
     if block is None:
@@ -86,8 +95,8 @@ def _from_openai_tool_calls(tool_calls: Any) -> tuple[str, str | None]:
         raise InvalidAction(f"tool_calls must be a list; accepted: {ACCEPTED_ACTIONS}")
     names = []
     for call in tool_calls:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
+        function = tool_call_function(call)
+        if function is None:
             raise InvalidAction(f"a tool call lacks its function object; accepted: {ACCEPTED_ACTIONS}")
         names.append(function.get("name"))
         if function.get("name") == "appworld":
@@ -108,21 +117,9 @@ def _code_argument(name: Any, arguments: Any) -> str:
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidAction(f"{what} is not valid JSON ({exc.msg}); accepted: {ACCEPTED_ACTIONS}") from None
-    if not isinstance(value, dict):
-        raise InvalidAction(f"{what} must be a JSON object; accepted: {ACCEPTED_ACTIONS}")
-    return value
-
-
-def _text(content: Any) -> str:
-    """Message content as text: a string, or OpenAI content parts (their ``text`` fields)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
+        return json_object(text)
+    except MessageFormatError as exc:
+        raise InvalidAction(f"{what} is {exc}; accepted: {ACCEPTED_ACTIONS}") from None
 
 
 def user_message(supervisor: dict[str, Any], instruction: str) -> str:
