@@ -84,3 +84,10 @@ def test_json_object() -> None:
 def test_every_family_refuses_a_text_part_that_is_not_a_string(extract: Callable[..., Any], error: type) -> None:
     with pytest.raises(error, match="must be a string"):
         extract({"role": "assistant", "content": [{"type": "text", "text": 5}]})
+
+
+@pytest.mark.parametrize("tool_calls", [5, "webshop", {"function": {"name": "webshop"}}])
+@pytest.mark.parametrize("extract", [extract_code, extract_action])
+def test_tool_calls_that_are_not_a_list_are_an_invalid_action(extract: Callable[..., Any], tool_calls: Any) -> None:
+    with pytest.raises(InvalidAction, match="tool_calls must be a list"):
+        extract({"role": "assistant", "content": "", "tool_calls": tool_calls})

@@ -111,7 +111,10 @@ def extract_action(message: Message) -> tuple[str, str | None]:
         raise InvalidAction(
             "the action must be a chat message (a JSON object) whose content is search[...] or click[...]"
         )
-    for call in message.get("tool_calls") or []:
+    tool_calls = message.get("tool_calls") or []
+    if not isinstance(tool_calls, list):
+        raise InvalidAction("tool_calls must be a list; the action is search[...] or click[...]")
+    for call in tool_calls:
         function = tool_call_function(call)
         if function is not None and function.get("name") == "webshop":
             arguments = function.get("arguments")
