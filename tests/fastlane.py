@@ -48,7 +48,12 @@ class App:
 
 @contextmanager
 def local_app(hosts: LocalHosts, archs: tuple[str, ...] | None = None, **settings: Any) -> Iterator[App]:
-    """An app with these settings (``ServiceConfig`` fields) on the hosts (of ``archs``, default all)."""
+    """An app with these settings (``ServiceConfig`` fields) on the hosts (of ``archs``, default all). It starts
+    on empty hosts: the hosts serve the whole session, and an instance an earlier module left live would count
+    toward this app's admission and, once its TTL is behind a test's chosen ``now``, be swept by that test."""
+    for host in hosts.hosts.values():
+        for instance_id in list(host.records):
+            hosts.run(host.release(instance_id))
     config = ServiceConfig(**settings)
     service = SandboxService(config, hosts=LocalHostGroup(hosts, archs))
     with TestClient(create_app(config, service), raise_server_exceptions=False) as client:
