@@ -25,26 +25,12 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from trainbox_server.envs.bfcl.data import MULTI_TURN_CATEGORIES, SINGLE_TURN_CATEGORIES
 from trainbox_server.envs.registry import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
-MULTI_TURN = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
-SINGLE_TURN = (
-    "simple_python",
-    "simple_java",
-    "simple_javascript",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "irrelevance",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-    "live_irrelevance",
-    "live_relevance",
-    "format_sensitivity",
-)
+# The adapter's own category lists (standard library, importable here and in every BFCL venv).
+MULTI_TURN, SINGLE_TURN = MULTI_TURN_CATEGORIES, SINGLE_TURN_CATEGORIES
 RELEASES = FAMILIES["bfcl"].releases  # the releases served, current first
 CURRENT = RELEASES[0]
 # Per release: the tasks whose ground truth BFCL's own checker (or decoder) rejects; the same 13 in both releases.
