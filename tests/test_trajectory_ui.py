@@ -52,9 +52,13 @@ def play(http: httpx.Client, task_id: str, turns: list[list[dict[str, Any]]], re
     return instance_id
 
 
-def bfcl_workers(http: httpx.Client) -> list[int]:
+def bfcl_workers(http: httpx.Client, since: float = 0.0) -> list[int]:
+    """The BFCL workers holding instances, in host reports taken after `since` (the front's view of the hosts
+    refreshes every second: an older report may show the worker of an episode released since)."""
     pids = []
     for host in http.get("/v1/hosts").json()["hosts"]:
+        if host.get("runtime", {}).get("time", 0.0) < since:
+            continue
         for name, family in host.get("runtime", {}).get("families", {}).items():
             if name.startswith("bfcl"):
                 pids += [p["pid"] for p in family["processes"] if p["instances"]]
@@ -69,12 +73,13 @@ def episodes(keeping_service: Service) -> dict[str, str]:
             "wrong": play(http, TASK, wrong_multi_turn_steps(TASK)),
         }
         ids["infra"] = play(http, TASK, multi_turn_steps(TASK)[:1], release=False)
-        # the front's view of the hosts refreshes every second: wait until it shows the worker holding it
+        # wait until the front's view of the hosts is newer than the live instance and shows its worker
+        since = time.time()
         deadline = time.monotonic() + 30
-        while not bfcl_workers(http) and time.monotonic() < deadline:
+        while not bfcl_workers(http, since) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert bfcl_workers(http), "no BFCL worker holds the live instance"
-        for pid in bfcl_workers(http):  # the service's own worker, which holds only this instance now
+        assert bfcl_workers(http, since), "no BFCL worker holds the live instance"
+        for pid in bfcl_workers(http, since):  # the service's own worker, which holds only this instance now
             os.kill(pid, signal.SIGKILL)
         lost = http.post(f"/v1/instances/{ids['infra']}/step", json={"action": {"content": "[ls()]"}})
         assert lost.status_code == 410, lost.text
