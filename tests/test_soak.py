@@ -17,6 +17,7 @@ import httpx
 import pytest
 from trainbox_server.runtime.procfs import status_kib
 
+from tests.loadclient import LoadClient, load_client
 from tests.servicekit import RayCluster, Service, start_service
 from tests.test_bfcl_hostile import BIG_FILE, HOSTILE
 
@@ -52,7 +53,7 @@ def service_rss_mib(client: httpx.Client) -> float:
     return kib / 1024
 
 
-async def episode(client: httpx.AsyncClient, index: int, tally: collections.Counter[str]) -> None:
+async def episode(client: LoadClient, index: int, tally: collections.Counter[str]) -> None:
     created = await client.post("/v1/instances", json={"env_type": "bfcl", "task_id": TASK})
     tally[f"create {created.status_code}"] += 1
     if created.status_code != 200:
@@ -81,12 +82,11 @@ async def soak(url: str) -> collections.Counter[str]:
     indices = itertools.count()
     deadline = time.monotonic() + 1800  # bounded in time as well as in count
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: LoadClient) -> None:
         while (index := next(indices)) < CYCLES and time.monotonic() < deadline:
             await episode(client, index, tally)
 
-    limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with load_client(url, CONCURRENCY) as client:
         await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
     return tally
 
@@ -129,7 +129,7 @@ async def fork_cycles(url: str, source: str) -> collections.Counter[str]:
     indices = itertools.count()
     deadline = time.monotonic() + 900
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(client: LoadClient) -> None:
         while next(indices) < FORK_CYCLES and time.monotonic() < deadline:
             forked = await client.post(f"/v1/instances/{source}/fork", json={"count": 1})
             tally[f"fork {forked.status_code}"] += 1
@@ -139,8 +139,7 @@ async def fork_cycles(url: str, source: str) -> collections.Counter[str]:
             released = await client.delete(f"/v1/instances/{made['instance_id']}")
             tally[f"release {released.status_code}"] += 1
 
-    limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with load_client(url, CONCURRENCY) as client:
         await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
     return tally
 
