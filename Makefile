@@ -24,7 +24,7 @@ run: install  ## set up and run the service on 127.0.0.1:8080 (BFCL; AppWorld wh
 	@$(PY) -m trainbox_server serve --host 127.0.0.1 --port $${TRAINBOX_PORT:-8080} --banner
 
 test: install install-reference install-openenv install-java-client k8s-tools images-for-tests  ## set up and run the whole test suite (what CI runs)
-	@$(PY) -m pytest -q --durations=15 tests
+	@$(PY) scripts/test_lanes.py  # the cluster tests and the rest side by side (see the script); --serial: one by one
 
 # The fast lane and the pure tests: no Ray, no service process, no Kubernetes tools, no images (under a minute).
 # What only the slow tests import (the k8s test bed, schemathesis and hypothesis) is not even loaded.

@@ -1,0 +1,157 @@
+"""`make test` in two concurrent lanes, the cluster's first: ``python scripts/test_lanes.py [--serial]``.
+
+The cluster lane (``tests/k8s`` and ``tests/test_images.py``: the test bed's kubelets, containerd, emulated arm64
+pods and containers) mostly *waits* — for pods, pulls and controllers; the machine is ≈ 60 % idle meanwhile.
+The rest lane (everything else: Ray, services, worker pools, the soak) is CPU-bound. Run side by side, the rest
+lane fills the cluster lane's idle time.
+
+Side by side only works with a priority. This kernel groups processes by session for scheduling (autogroup):
+every `setsid` daemon of the test bed and every Ray process is its own group with a full share, so `nice` on a
+lane changes nothing, and measured without a priority the cluster lane took 1,244 s instead of ≈ 550 s (its
+emulated pods starved) and three timing-sensitive tests failed. So the rest lane runs in a CPU cgroup of its own
+with a small share (`cpu.shares` on cgroup v1, `cpu.weight` on v2): one scheduling entity, which gets whatever
+the cluster lane leaves and little more when the cluster lane wants both cores. Where no cgroup can be made
+(not root, no cpu controller) or with ``--serial``, the lanes run one after the other.
+
+Each lane's output goes to the terminal, line by line with its name, and to ``build/test-results/<lane>.log``;
+each writes ``build/test-results/junit-<lane>.xml``. The exit status is the first failing lane's (pytest's 5,
+"no tests", included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "build" / "test-results"
+CLUSTER_PATHS = ["tests/k8s", "tests/test_images.py"]
+REST_SHARES = 256  # of the 1,024 a session group gets: the rest lane yields when the cluster lane is busy
+CGROUP_V1 = Path("/sys/fs/cgroup/cpu")
+CGROUP_V2 = Path("/sys/fs/cgroup")
+
+
+@dataclass
+class Lane:
+    name: str
+    args: list[str]
+    cgroup: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    began: float = 0.0
+    took: float = 0.0
+    last: list[str] = field(default_factory=list)
+
+    def command(self) -> list[str]:
+        junit = RESULTS / f"junit-{self.name}.xml"
+        return [sys.executable, "-m", "pytest", "-q", "--durations=15", f"--junit-xml={junit}", *self.args]
+
+
+def lanes() -> list[Lane]:
+    ignored = [f"--ignore={path}" for path in CLUSTER_PATHS]
+    return [Lane("cluster", CLUSTER_PATHS), Lane("rest", [*ignored, "tests"])]
+
+
+def make_cgroup(name: str, shares: int) -> Path | None:
+    """A CPU cgroup with `shares` (v1) or the equivalent weight (v2); None where none can be made."""
+    try:
+        if (CGROUP_V1 / "cpu.shares").exists():
+            path = CGROUP_V1 / name
+            path.mkdir(exist_ok=True)
+            (path / "cpu.shares").write_text(str(shares))
+            return path
+        if "cpu" in (CGROUP_V2 / "cgroup.subtree_control").read_text().split():
+            path = CGROUP_V2 / name
+            path.mkdir(exist_ok=True)
+            (path / "cpu.weight").write_text(str(max(1, shares * 100 // 1024)))
+            return path
+    except OSError as error:
+        print(f"==> no CPU cgroup for the rest lane ({error}): the lanes run one after the other", flush=True)
+    return None
+
+
+def remove_cgroup(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        left = (path / "cgroup.procs").read_text().split()
+        print(f"==> cgroup {path} kept: processes left in it: {' '.join(left)}", flush=True)
+
+
+def pump(lane: Lane, log: Path) -> None:
+    """The lane's output to the terminal, each line with the lane's name, and to its log."""
+    assert lane.proc is not None and lane.proc.stdout is not None
+    with log.open("wb") as out:
+        for raw in lane.proc.stdout:
+            out.write(raw)
+            line = raw.decode(errors="replace").rstrip("\n")
+            lane.last = [*lane.last[-1:], line]
+            print(f"[{lane.name}] {line}", flush=True)
+
+
+def start(lane: Lane) -> threading.Thread:
+    cgroup = lane.cgroup
+
+    def join_cgroup() -> None:  # in the child, before exec: pytest and everything it starts belong to it
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    lane.began = time.monotonic()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the lane's lines as they come, not a pipe's blocks
+    lane.proc = subprocess.Popen(
+        lane.command(), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=join_cgroup
+    )
+    print(f"==> lane {lane.name}: {' '.join(lane.command()[1:])}" + (f" (cgroup {cgroup})" if cgroup else ""),
+          flush=True)  # fmt: skip
+    thread = threading.Thread(target=pump, args=(lane, RESULTS / f"{lane.name}.log"), daemon=True)
+    thread.start()
+    return thread
+
+
+def finish(lane: Lane, thread: threading.Thread) -> int:
+    assert lane.proc is not None
+    code = lane.proc.wait()
+    thread.join()
+    lane.took = time.monotonic() - lane.began
+    return code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serial", action="store_true", help="one lane after the other, no cgroup")
+    options = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cluster, rest = lanes()
+    began = time.monotonic()
+    codes: dict[str, int] = {}
+    cgroup = None if options.serial else make_cgroup(f"trainbox-tests-{os.getpid()}", REST_SHARES)
+    try:
+        if cgroup is None:
+            for lane in (cluster, rest):
+                codes[lane.name] = finish(lane, start(lane))
+        else:
+            rest.cgroup = cgroup
+            threads = [start(cluster), start(rest)]
+            codes = {lane.name: finish(lane, thread) for lane, thread in zip((cluster, rest), threads, strict=True)}
+    finally:
+        for lane in (cluster, rest):
+            if lane.proc is not None and lane.proc.poll() is None:
+                lane.proc.terminate()
+                lane.proc.wait(timeout=60)
+        if cgroup is not None:
+            remove_cgroup(cgroup)
+    print(f"==> lanes {'side by side' if cgroup else 'one after the other'} in {time.monotonic() - began:.0f} s",
+          flush=True)  # fmt: skip
+    for lane in (cluster, rest):
+        print(f"    {lane.name:8} exit {codes[lane.name]}  {lane.took:6.0f} s  {lane.last[-1] if lane.last else ''}",
+              flush=True)  # fmt: skip
+    return next((code for code in codes.values() if code != 0), 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
