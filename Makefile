@@ -34,8 +34,8 @@ test-fast: install  ## the fast lane (in-process hosts, real workers) and the pu
 	@$(PY) -m pytest -q --durations=10 $(FAST) tests
 
 lint: install  ## ruff + mypy
-	@.venv/bin/ruff check server sdk operator tests bench
-	@.venv/bin/ruff format --check server sdk operator tests bench
+	@.venv/bin/ruff check server sdk operator tests bench scripts
+	@.venv/bin/ruff format --check server sdk operator tests bench scripts
 	@.venv/bin/mypy
 
 bench: install  ## run every benchmark; results land in bench/results/ (README quotes them)

@@ -135,7 +135,8 @@ image() {  # image NAME VERSION PARENT-ARG PARENT-REF INPUT...
 }
 
 SERVER_VERSION=$(version server/pyproject.toml)
-[ -n "${ARCHS[server]:-}" ] && image server "$SERVER_VERSION" BASE "$BASE_REF" requirements server sdk images/server/patch_ray.py
+[ -n "${ARCHS[server]:-}" ] && image server "$SERVER_VERSION" BASE "$BASE_REF" \
+  requirements/bfcl.txt requirements/bfcl-releases server sdk images/server/patch_ray.py
 [ -n "${ARCHS[appworld]:-}" ] && image appworld "$SERVER_VERSION" SERVER "${REF[server]}" \
   requirements/appworld.txt server
 # The WebShop engine's image: amd64 by default (its JVM and spaCy are untried under emulation; add arm64 to try).

@@ -88,10 +88,16 @@ class BfclFamily:
         return Created([dict(m) for m in data.initial_messages(task)], info), instance
 
 
-def _shared_memo(instance: Any) -> dict[int, Any]:
-    """What a fork shares with its source instead of copying: read-only task data."""
-    shared = [instance.task, instance.task.entry, getattr(getattr(instance, "scenario", None), "docs", None)]
-    return {id(value): value for value in shared if value is not None}
+class _Forkable:
+    """`fork`, for both kinds of episode: a deep copy that shares the read-only task data with its source."""
+
+    __slots__ = ()
+
+    def fork(self) -> Any:
+        """An independent copy of this episode (the task's data and docs are shared: they are never written)."""
+        task = self.task  # type: ignore[attr-defined]
+        shared = [task, task.entry, getattr(getattr(self, "scenario", None), "docs", None)]
+        return copy.deepcopy(self, {id(value): value for value in shared if value is not None})
 
 
 def make_family(release: str | None = None) -> BfclFamily:
@@ -156,7 +162,7 @@ def _verdict(result: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
     return verdict
 
 
-class MultiTurnInstance:
+class MultiTurnInstance(_Forkable):
     """An episode of a multi-turn task: live environment objects plus the calls made, turn by turn."""
 
     __slots__ = (
@@ -262,10 +268,6 @@ class MultiTurnInstance:
         details["turns_played"] = len(self.turns)
         return Evaluation(sparse, details)
 
-    def fork(self) -> Any:
-        """An independent copy of this episode (the task's data and docs are shared: they are never written)."""
-        return copy.deepcopy(self, _shared_memo(self))
-
     def close(self) -> None:
         self.scenario = None
 
@@ -279,7 +281,7 @@ def _docs_by_name(task: data.Task) -> dict[str, dict[str, Any]]:
     return docs
 
 
-class SingleTurnInstance:
+class SingleTurnInstance(_Forkable):
     """An episode of a single-turn AST task: one step with the calls, scored by BFCL's ``ast_checker``."""
 
     __slots__ = ("end_turn", "evaluation", "sparse", "task")
@@ -381,10 +383,6 @@ class SingleTurnInstance:
             details = {"valid": False, "error_type": "trainbox:no_action", "error_message": message}
             return Evaluation(0.0, {**details, "sparse": 0.0, "dense": 0.0})
         return self.evaluation
-
-    def fork(self) -> Any:
-        """An independent copy of this episode (the task's data and docs are shared: they are never written)."""
-        return copy.deepcopy(self, _shared_memo(self))
 
     def close(self) -> None:
         self.evaluation = None
