@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from trainbox_server.envs.releases import RELEASES
 from tests import imagekit
 from tests.bfcl_replay import multi_turn_steps
 from tests.imagekit import Container
+from tests.lanes import whole_machine
 from tests.webshop_oracle import first_test_goal, oracle_actions
 
 pytestmark = pytest.mark.images
@@ -55,6 +57,13 @@ FORBIDDEN = ("run/secrets/", "root/.cache", "home/trainbox/.cache", "root/.appwo
 def _pem_body(path: Path) -> bytes:
     """A distinctive slice of a PEM certificate's base64 body."""
     return b"".join(path.read_bytes().split(b"-----")[2].split())[40:104]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _whole_machine() -> Iterator[None]:
+    """The arm64 containers run Ray and interpreters under qemu-user: the rest lane of `make test` yields."""
+    with whole_machine():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from trainbox import TrainingSandbox
 
 from tests.bfcl_replay import multi_turn_steps
+from tests.lanes import whole_machine
 
 from .cluster import Cluster
 from .images import published
@@ -73,16 +74,18 @@ def defaults(
     core.create_namespace({"metadata": {"name": namespace, "labels": {"trainbox.dev/test": "true"}}})
     work = tmp_path_factory.mktemp("defaults")
     began = time.monotonic()
-    helm(k8s_cluster, work, "install", RELEASE, str(CHART), "--set", "sandbox.enabled=true", "--namespace", namespace)
     try:
-        wait_until("the default sandbox is Ready",
-                   lambda: condition(get_cr(kube_api, namespace, "trainingsandboxes", SANDBOX), "Ready").get("status")
-                   == "True", timeout=READY_TIMEOUT)  # fmt: skip
-        ready_seconds = time.monotonic() - began
-        node_port = core.read_namespaced_service(SANDBOX, namespace).spec.ports[0].node_port
-        endpoint = f"http://{real_nodes.nodes[0].net.node_ip}:{node_port}"
-        wait_until("a host on each worker pod", lambda: len([h for h in _hosts(endpoint) if h.get("alive")]) == 2,
-                   timeout=300)  # fmt: skip
+        with whole_machine():  # Ray starts under qemu-user on the arm64 worker pod: the rest of `make test` yields
+            helm(k8s_cluster, work, "install", RELEASE, str(CHART), "--set", "sandbox.enabled=true",
+                 "--namespace", namespace)  # fmt: skip
+            wait_until("the default sandbox is Ready",
+                       lambda: condition(get_cr(kube_api, namespace, "trainingsandboxes", SANDBOX), "Ready")
+                       .get("status") == "True", timeout=READY_TIMEOUT)  # fmt: skip
+            ready_seconds = time.monotonic() - began
+            node_port = core.read_namespaced_service(SANDBOX, namespace).spec.ports[0].node_port
+            endpoint = f"http://{real_nodes.nodes[0].net.node_ip}:{node_port}"
+            wait_until("a host on each worker pod",
+                       lambda: len([h for h in _hosts(endpoint) if h.get("alive")]) == 2, timeout=300)  # fmt: skip
         print(f"\nthe chart's default sandbox Ready on real pods in {ready_seconds:.0f}s; endpoint {endpoint}")
         yield Defaults(namespace, endpoint, ready_seconds)
     except BaseException:
