@@ -3,16 +3,14 @@ fast lane's in-process hosts and app (tests/fastlane.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from trainbox_server.runtime.process import default_python
 
-from tests.servicekit import REPO, RayCluster, Service, start_service
+from tests import datasets
+from tests.servicekit import RayCluster, Service, start_service
 
 if TYPE_CHECKING:
     from trainbox_server.hosts.local_hosts import LocalHosts
@@ -45,15 +43,12 @@ def service(ray_cluster: RayCluster) -> Iterator[Service]:
 
 
 def build_dataset(family: str, builder_module: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small dataset of ``family`` in its own format, built by the project's builder in the family's venv."""
-    python = default_python(family)
-    if not os.path.exists(python):
-        pytest.fail(f"the {family} venv is missing ({python}): run `make install`")
-    root = tmp_path_factory.mktemp(f"{family}-data")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
-    builder = [python, "-m", builder_module, "--root", str(root)]
-    subprocess.run(builder, check=True, env=env, stdout=subprocess.DEVNULL, timeout=600)
-    return root
+    """A small dataset of ``family`` in its own format, built by the project's builder in the family's venv
+    (cached between runs by its inputs: tests/datasets.py); the test session's own copy."""
+    try:
+        return datasets.dataset(family, builder_module, tmp_path_factory.mktemp(f"{family}-data"))
+    except RuntimeError as missing:
+        pytest.fail(str(missing))
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from trainbox import InstanceLost, TrainboxError, TrainingSandbox, UnknownEnvironment
 
+from tests import datasets
 from tests.bfcl_replay import multi_turn_steps
 from tests.webshop_oracle import first_test_goal, oracle_actions
 
@@ -67,10 +68,7 @@ def helm(cluster: Cluster, home: Path, *args: str, timeout: float = 300) -> subp
 
 def build_appworld_data(root: Path) -> None:
     """AppWorld's data in its own format, by the project's dataset builder, readable by the pods' user."""
-    python = REPO / ".venvs" / "appworld" / "bin" / "python"
-    subprocess.run([str(python), "-m", "trainbox_server.envs.appworld.dataset", "--root", str(root)],
-                   env={**os.environ, "PYTHONPATH": str(REPO / "server")},
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    datasets.dataset("appworld", "trainbox_server.envs.appworld.dataset", root)
     readable_by_pods(root)
 
 
