@@ -21,6 +21,7 @@ each writes ``build/test-results/junit-<lane>.xml``. The exit status is the firs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -175,6 +176,13 @@ def main() -> int:
                 f"{second.took - first.took:.0f} s, {busy_between(ticks[1], ticks[-1])}",
                 flush=True,
             )
+    except KeyboardInterrupt:  # the terminal sent it to the lanes too: each tears down what it started
+        print("==> interrupted: waiting for the lanes to stop their test beds (Ctrl-C again to kill them)", flush=True)
+        for lane in (cluster, rest):
+            if lane.proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    lane.proc.wait(timeout=600)
+        return 130  # what a shell reports for a command ended by SIGINT
     finally:
         for lane in (cluster, rest):
             if lane.proc is not None and lane.proc.poll() is None:
