@@ -17,7 +17,8 @@ from pathlib import Path
 
 from trainbox_server.runtime.process import default_python
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.servicekit import REPO
+
 CACHE = Path(os.environ.get("TRAINBOX_CACHE", Path.home() / ".cache/trainbox")) / "datasets"
 
 

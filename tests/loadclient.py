@@ -2,8 +2,8 @@
 
 A soak measures the service, not its client. httpx's async client spent twice the CPU of the service's front
 (1,000 soak episodes: 7.1 s of the test process's CPU with httpx, 0.9 s with aiohttp; the run took 11.5 s
-against 6.8 s), and on a 2-core machine the client's CPU is taken from the service under test. What a test reads of a
-reply is kept to httpx's names: ``status_code`` and ``json()``.
+against 6.8 s), and on a 2-core machine the client's CPU is taken from the service under test. What a test
+reads of a reply is kept to httpx's names: ``status_code`` and ``json()``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,6 @@ class LoadClient:
 
     async def post(self, path: str, json: Any = None) -> Reply:
         return await self._call("POST", path, json)
-
-    async def get(self, path: str) -> Reply:
-        return await self._call("GET", path)
 
     async def delete(self, path: str) -> Reply:
         return await self._call("DELETE", path)

@@ -37,6 +37,14 @@ def tool_call_blocks(text: str) -> list[str]:
     return TOOL_CALL_BLOCK.findall(text) if "<tool_call>" in text else []
 
 
+def tool_calls(message: dict[str, Any]) -> list[Any]:
+    """A message's OpenAI ``tool_calls`` (none: ``[]``); ``MessageFormatError`` when they are not a list."""
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise MessageFormatError("tool_calls must be a list")
+    return calls
+
+
 def tool_call_function(tool_call: Any) -> dict[str, Any] | None:
     """The ``function`` object of one OpenAI tool call (``{"id", "type", "function": {"name", "arguments"}}``),
     or ``None`` when it has none."""

@@ -17,6 +17,7 @@ from trainbox_server.envs.messages import (
     json_object,
     tool_call_blocks,
     tool_call_function,
+    tool_calls,
 )
 from trainbox_server.errors import InvalidAction
 
@@ -71,10 +72,10 @@ def extract_code(message: Message) -> tuple[str, str | None]:
     """
     if not isinstance(message, dict):
         raise InvalidAction(f"the action must be a chat message (a JSON object); accepted: {ACCEPTED_ACTIONS}")
-    tool_calls = message.get("tool_calls") or []
-    if tool_calls:
-        return _from_openai_tool_calls(tool_calls)
     try:
+        calls = tool_calls(message)
+        if calls:
+            return _from_openai_tool_calls(calls)
         content = content_text(message.get("content"), "\n") or ""
     except MessageFormatError as exc:
         raise InvalidAction(f"{exc}; accepted: {ACCEPTED_ACTIONS}") from None
@@ -90,11 +91,9 @@ def extract_code(message: Message) -> tuple[str, str | None]:
     return block.group(1), None
 
 
-def _from_openai_tool_calls(tool_calls: Any) -> tuple[str, str | None]:
-    if not isinstance(tool_calls, list):
-        raise InvalidAction(f"tool_calls must be a list; accepted: {ACCEPTED_ACTIONS}")
+def _from_openai_tool_calls(calls: list[Any]) -> tuple[str, str | None]:
     names = []
-    for call in tool_calls:
+    for call in calls:
         function = tool_call_function(call)
         if function is None:
             raise InvalidAction(f"a tool call lacks its function object; accepted: {ACCEPTED_ACTIONS}")

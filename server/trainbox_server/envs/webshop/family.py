@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from trainbox_server.envs.base import Created, Evaluation, Message, StepResult
-from trainbox_server.envs.messages import MessageFormatError, content_text, tool_call_function
+from trainbox_server.envs.messages import MessageFormatError, content_text, tool_call_function, tool_calls
 from trainbox_server.envs.webshop import catalogue as data
 from trainbox_server.envs.webshop import pages
 from trainbox_server.envs.webshop.pages import Session
@@ -111,10 +111,11 @@ def extract_action(message: Message) -> tuple[str, str | None]:
         raise InvalidAction(
             "the action must be a chat message (a JSON object) whose content is search[...] or click[...]"
         )
-    tool_calls = message.get("tool_calls") or []
-    if not isinstance(tool_calls, list):
-        raise InvalidAction("tool_calls must be a list; the action is search[...] or click[...]")
-    for call in tool_calls:
+    try:
+        calls = tool_calls(message)
+    except MessageFormatError as exc:
+        raise InvalidAction(f"{exc}; the action is search[...] or click[...]") from None
+    for call in calls:
         function = tool_call_function(call)
         if function is not None and function.get("name") == "webshop":
             arguments = function.get("arguments")
