@@ -14,7 +14,8 @@ while it runs emulated arm64 work (``TRAINBOX_REST_CGROUP``, tests/lanes.py). Wh
 root, no cpu controller) or with ``--serial``, the lanes run one after the other.
 
 Each lane's output goes to the terminal, line by line with its name, and to ``build/test-results/<lane>.log``;
-each writes ``build/test-results/junit-<lane>.xml``. The exit status is the first failing lane's (pytest's 5,
+each writes ``build/test-results/junit-<lane>.xml``, with each test's CPU time counted over the lane's processes
+(a cpuacct cgroup per lane on v1; tests/cputime.py). The exit status is the first failing lane's (pytest's 5,
 "no tests", included).
 """
 
@@ -39,6 +40,7 @@ CLUSTER_PATHS = ["tests/k8s", "tests/test_images.py"]
 # 256 with the soak moved to the cluster lane 942 s (the machine is CPU-bound once both lanes run: 89 % busy).
 REST_SHARES = 1024
 CGROUP_V1 = Path("/sys/fs/cgroup/cpu")
+CPUACCT_V1 = Path("/sys/fs/cgroup/cpuacct")  # accounting only: each test's CPU time (tests/cputime.py)
 CGROUP_V2 = Path("/sys/fs/cgroup")
 
 
@@ -47,6 +49,7 @@ class Lane:
     name: str
     args: list[str]
     cgroup: Path | None = None  # the cgroup the lane runs in
+    accounting: Path | None = None  # v1: the cpuacct cgroup that counts the lane's CPU time
     rest_cgroup: Path | None = None  # the cluster lane's handle on the rest lane's share
     proc: subprocess.Popen[bytes] | None = None
     began: float = 0.0
@@ -98,6 +101,26 @@ def make_cgroup(name: str, shares: int) -> Path | None:
     return None
 
 
+def usage_file(lane: Lane) -> Path | None:
+    """The file that counts the lane's CPU time: its cpuacct cgroup's (v1) or its cpu cgroup's (v2)."""
+    if lane.accounting is not None:
+        return lane.accounting / "cpuacct.usage"
+    stat = lane.cgroup / "cpu.stat" if lane.cgroup is not None else None
+    if stat is not None and stat.exists() and stat.read_text().startswith("usage_usec"):
+        return stat
+    return None
+
+
+def make_accounting(name: str) -> Path | None:
+    if not (CPUACCT_V1 / "cpuacct.usage").exists():
+        return None
+    try:
+        (CPUACCT_V1 / name).mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return CPUACCT_V1 / name
+
+
 def remove_cgroup(path: Path) -> None:
     try:
         path.rmdir()
@@ -120,14 +143,19 @@ def pump(lane: Lane, log: Path) -> None:
 def start(lane: Lane) -> threading.Thread:
     cgroup = lane.cgroup
 
+    joined = [path for path in (lane.cgroup, lane.accounting) if path is not None]
+
     def join_cgroup() -> None:  # in the child, before exec: pytest and everything it starts belong to it
-        if cgroup is not None:
-            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        for path in joined:
+            (path / "cgroup.procs").write_text(str(os.getpid()))
 
     lane.began = time.monotonic()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the lane's lines as they come, not a pipe's blocks
     if lane.name == "cluster" and lane.rest_cgroup is not None:
         env["TRAINBOX_REST_CGROUP"] = str(lane.rest_cgroup)
+    usage = usage_file(lane)
+    if usage is not None:
+        env["TRAINBOX_TEST_CPU"] = str(usage)
     lane.proc = subprocess.Popen(
         lane.command(), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=join_cgroup
     )
@@ -155,6 +183,8 @@ def main() -> int:
     began = time.monotonic()
     codes: dict[str, int] = {}
     cgroup = None if options.serial else make_cgroup(f"trainbox-tests-{os.getpid()}", REST_SHARES)
+    for lane in (cluster, rest):
+        lane.accounting = make_accounting(f"trainbox-{lane.name}-{os.getpid()}")
     try:
         if cgroup is None:
             for lane in (cluster, rest):
@@ -188,8 +218,9 @@ def main() -> int:
             if lane.proc is not None and lane.proc.poll() is None:
                 lane.proc.terminate()
                 lane.proc.wait(timeout=60)
-        if cgroup is not None:
-            remove_cgroup(cgroup)
+        for path in (cgroup, cluster.accounting, rest.accounting):
+            if path is not None:
+                remove_cgroup(path)
     print(f"==> lanes {'side by side' if cgroup else 'one after the other'} in {time.monotonic() - began:.0f} s",
           flush=True)  # fmt: skip
     for lane in (cluster, rest):

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from tests.fastlane import App
 
+pytest_plugins = ["tests.cputime"]  # each test's CPU time, when `make test` counts it per lane
+
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
