@@ -12,7 +12,9 @@ import os
 import secrets
 import subprocess
 import tarfile
+import urllib.request
 from collections.abc import Iterator
+from http.client import HTTPResponse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,13 +92,25 @@ class Container:
         self.remove()
 
 
-def layer_members(ref: str, workdir: Path) -> Iterator[tuple[str, tarfile.TarFile, tarfile.TarInfo]]:
-    """(layer name, layer tar, member) for every file in every layer of the image."""
-    archive = workdir / "image.tar"
-    subprocess.run([DOCKER, "save", "-o", str(archive), ref], env=ENV, check=True, timeout=600)
-    with tarfile.open(archive) as image:
-        manifest = json.load(image.extractfile("manifest.json"))  # type: ignore[arg-type]
-        for layer in manifest[0]["Layers"]:
-            with tarfile.open(fileobj=image.extractfile(layer)) as tar:  # type: ignore[arg-type]
-                for member in tar:
-                    yield layer, tar, member
+MANIFESTS = ", ".join((
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+))  # fmt: skip
+
+
+def registry_get(path: str, accept: str = "*/*") -> HTTPResponse:
+    """GET from the loopback registry's API (``/v2/...``)."""
+    request = urllib.request.Request(f"http://{published()['registry']}{path}", headers={"Accept": accept})
+    return urllib.request.urlopen(request, timeout=60)
+
+
+def layer_members(ref: str) -> Iterator[tuple[str, tarfile.TarFile, tarfile.TarInfo]]:
+    """(layer digest, layer tar, member) for every file in every layer of the image, as the registry serves it to
+    nodes: each layer blob streamed and unpacked as it comes (a member's data is readable until the next)."""
+    name, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    with registry_get(f"/v2/{name}/manifests/{tag}", MANIFESTS) as answer:
+        manifest = json.load(answer)
+    for layer in manifest["layers"]:
+        with registry_get(f"/v2/{name}/blobs/{layer['digest']}") as blob, tarfile.open(fileobj=blob, mode="r|*") as tar:
+            for member in tar:
+                yield layer["digest"], tar, member
