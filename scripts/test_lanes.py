@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.cputime import usage_seconds  # noqa: E402  (the repository's tests package, beside scripts/)
+
 RESULTS = REPO / "build" / "test-results"
 CLUSTER_PATHS = ["tests/k8s", "tests/test_images.py"]
 # What one session group gets: the whole rest lane weighs as one of the cluster lane's daemons. While the cluster
@@ -54,6 +57,7 @@ class Lane:
     proc: subprocess.Popen[bytes] | None = None
     began: float = 0.0
     took: float = 0.0
+    cpu: float | None = None  # CPU seconds of the lane's processes (containers not included)
     last: list[str] = field(default_factory=list)
 
     def command(self) -> list[str]:
@@ -68,19 +72,23 @@ def lanes() -> list[Lane]:
     return [Lane("cluster", CLUSTER_PATHS), Lane("rest", [*ignored, "tests"])]
 
 
-def cpu_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine so far, from /proc/stat."""
+def cpu_ticks() -> tuple[int, int, int]:
+    """(busy, stolen, total) jiffies of the whole machine so far, from /proc/stat."""
     try:
         fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except (OSError, ValueError):
-        return 0, 0
+        return 0, 0, 0
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+    stolen = fields[7] if len(fields) > 7 else 0  # a VM's CPU time the hypervisor gave to someone else
+    total = sum(fields[:8])  # guest time is already counted in user time
+    return total - idle - stolen, stolen, total
 
 
-def busy_between(a: tuple[int, int], b: tuple[int, int]) -> str:
-    total = b[1] - a[1]
-    return f"CPU {100 * (b[0] - a[0]) / total:.0f} % busy" if total > 0 else "CPU busy unknown"
+def busy_between(a: tuple[int, int, int], b: tuple[int, int, int]) -> str:
+    total = b[2] - a[2]
+    if total <= 0:
+        return "CPU busy unknown"
+    return f"CPU {100 * (b[0] - a[0]) / total:.0f} % busy, {100 * (b[1] - a[1]) / total:.1f} % stolen"
 
 
 def make_cgroup(name: str, shares: int) -> Path | None:
@@ -171,6 +179,8 @@ def finish(lane: Lane, thread: threading.Thread) -> int:
     code = lane.proc.wait()
     thread.join()
     lane.took = lane.took or time.monotonic() - lane.began
+    usage = usage_file(lane)
+    lane.cpu = usage_seconds(str(usage)) if usage is not None else None
     return code
 
 
@@ -224,8 +234,9 @@ def main() -> int:
     print(f"==> lanes {'side by side' if cgroup else 'one after the other'} in {time.monotonic() - began:.0f} s",
           flush=True)  # fmt: skip
     for lane in (cluster, rest):
-        print(f"    {lane.name:8} exit {codes[lane.name]}  {lane.took:6.0f} s  {lane.last[-1] if lane.last else ''}",
-              flush=True)  # fmt: skip
+        cpu = f"{lane.cpu:6.0f} s CPU" if lane.cpu is not None else ""
+        last = lane.last[-1] if lane.last else ""
+        print(f"    {lane.name:8} exit {codes[lane.name]}  {lane.took:6.0f} s {cpu}  {last}", flush=True)
     return next((code for code in codes.values() if code != 0), 0)
 
 

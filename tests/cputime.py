@@ -22,16 +22,19 @@ SPENT: list[tuple[str, float, float]] = []  # (test, CPU seconds, wall seconds)
 
 
 def cpu_seconds() -> float | None:
-    if not USAGE:
-        return None
+    return usage_seconds(USAGE) if USAGE else None
+
+
+def usage_seconds(usage: str) -> float | None:
+    """What a cgroup's usage file says, in seconds: v1 ``cpuacct.usage`` (ns) or v2 ``cpu.stat`` (usage_usec)."""
     try:
-        text = Path(USAGE).read_text()
+        text = Path(usage).read_text()
     except OSError:
         return None
-    if USAGE.endswith("cpu.stat"):
+    if usage.endswith("cpu.stat"):
         usec = next((line.split()[1] for line in text.splitlines() if line.startswith("usage_usec ")), None)
         return int(usec) / 1e6 if usec is not None else None
-    return int(text) / 1e9
+    return int(text) / 1e9 if text.strip().isdigit() else None
 
 
 _START = pytest.StashKey[tuple[float | None, float]]()
