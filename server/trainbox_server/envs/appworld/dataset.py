@@ -222,6 +222,9 @@ def build(root: str, force: bool = False) -> list[str]:
     shutil.rmtree(data, ignore_errors=True)
     os.makedirs(data)
     os.environ["APPWORLD_ROOT"] = os.path.abspath(root)  # AppWorld's path_store re-reads it on each use
+    from trainbox_server.envs.appworld.speedups import fast_model_subclass_checks
+
+    fast_model_subclass_checks()
 
     from appworld.common.utils import freeze_time
 

@@ -20,6 +20,7 @@ from trainbox_server.envs.appworld.messages import (
     observation,
     user_message,
 )
+from trainbox_server.envs.appworld.speedups import fast_model_subclass_checks
 from trainbox_server.envs.base import SPLITS, Created, Evaluation, Message, StepResult
 from trainbox_server.envs.registry import data_of
 from trainbox_server.errors import EnvironmentUnavailable, EpisodeOver, RequestError, UnknownSplit, UnknownTask
@@ -225,6 +226,7 @@ def _import_engine() -> None:
     databases each world points elsewhere. Caching ``build_main_app`` per app list keeps that cost in the
     warm-up.
     """
+    fast_model_subclass_checks()
     import appworld.requester
     from appworld import AppWorld  # noqa: F401
     from appworld.apps import get_all_apps

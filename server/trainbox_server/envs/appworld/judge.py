@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from typing import Any
 
+from trainbox_server.envs.appworld.speedups import fast_model_subclass_checks
 from trainbox_server.envs.base import Evaluation
 from trainbox_server.errors import InvalidAction, RequestError
 
@@ -63,6 +64,7 @@ class AppWorldJudge:
         self.scratch = tempfile.mkdtemp(prefix="trainbox-judge-")
 
     def warm(self) -> None:
+        fast_model_subclass_checks()
         from appworld.evaluator import evaluate_task  # noqa: F401 - the import is the warm-up (~3 s)
 
     def judge(self, task_id: str, state: Any, sparse: bool) -> Evaluation:
