@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from trainbox_server.errors import InstanceLost
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
+from trainbox_server.runtime.forkclient import ForkedProcess
 
 from tests.servicekit import descendants
 
@@ -146,6 +147,9 @@ async def test_a_forked_child_does_not_outlive_its_instance(runtime: Runtime) ->
     fork = "if p.fork() == 0:\n    p.setsid()\n    while True:\n        pass\nprint('parent goes on')"
     assert "parent goes on" in output(await runtime.step(instance, code(fork)))
     tree = [worker.pid, *descendants(worker.pid)]
+    if isinstance(worker.proc, ForkedProcess):  # the joiner, the worker, the child; the sandbox's bubblewrap
+        tree += [worker.proc.holder.pid, *descendants(worker.proc.holder.pid)]
+        assert len(tree) >= 6  # ... its init and the process that holds the sandbox open
     assert len(tree) >= 4  # bubblewrap, its init, the worker and the forked child
     await runtime.close(instance)
     for _ in range(100):
@@ -175,3 +179,72 @@ def _not_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+# --- workers forked from the family's fork server (runtime.forkserver) -------------------------------------
+
+STATUS = "print(p.read(p.open('/proc/self/status', 0), 4096).decode())"
+
+
+def status_fields(text: str) -> dict[str, str]:
+    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
+
+
+async def test_workers_are_forks_that_join_their_own_sandbox_with_nothing_left(runtime: Runtime) -> None:
+    """As root, every AppWorld worker is a fork of the warm fork server, inside a bubblewrap of its own: it
+    holds no capability in any set, has no_new_privs, its own uid (no groups) and sees only its sandbox."""
+    first, _ = await fresh(runtime)
+    second, _ = await fresh(runtime)
+    uids = []
+    for instance in (first, second):
+        worker = runtime.instances[instance][1]
+        assert isinstance(worker.proc, ForkedProcess), "the worker did not come from the fork server"
+        fields = status_fields(output(await runtime.step(instance, code(STATUS))))
+        for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            assert int(fields[key], 16) == 0, (key, fields[key])
+        assert fields["NoNewPrivs"] == "1"
+        assert fields["Groups"] == ""
+        real, effective, saved, _ = fields["Uid"].split()
+        assert real == effective == saved and int(real) >= 200000
+        uids.append(real)
+        assert int(fields["Pid"]) < 10  # a member of its sandbox's PID namespace
+    assert uids[0] != uids[1]  # per-worker uids: one worker's processes limit and signals never reach another
+    for instance in (first, second):
+        await runtime.close(instance)
+
+
+async def test_a_killed_fork_server_costs_its_live_workers_and_is_replaced(runtime: Runtime) -> None:
+    instance, _ = await fresh(runtime)
+    pool = runtime.instances[instance][0]
+    server = pool._forkserver
+    assert server is not None and server.proc is not None
+    old_pid = server.proc.pid
+    os.kill(old_pid, 9)
+    with pytest.raises(InstanceLost) as lost:  # its exit can no longer be learnt: its sandbox is taken down
+        for _ in range(50):
+            await runtime.step(instance, code("print(1)"))
+            await asyncio.sleep(0.1)
+    assert lost.value.infra
+    again, _ = await fresh(runtime)  # the next start brings a new fork server
+    assert "42" in output(await runtime.step(again, code("print(6 * 7)")))
+    assert server.proc is not None and server.proc.pid != old_pid
+    await runtime.close(again)
+
+
+async def test_nothing_of_a_fork_server_outlives_its_runtime(appworld_data: Path) -> None:
+    appworld = FamilyConfig("appworld", warm=0, create_timeout=300.0, env={"APPWORLD_ROOT": str(appworld_data)})
+    async with Runtime(RuntimeConfig(families={"appworld": appworld})) as rt:
+        task = (await rt.task_ids("appworld", "train"))[0]
+        instance = (await rt.create("appworld", task)).instance_id
+        pool, worker = rt.instances[instance]
+        assert isinstance(worker.proc, ForkedProcess) and pool._forkserver is not None
+        assert pool._forkserver.proc is not None
+        pids = [pool._forkserver.proc.pid, worker.pid, *descendants(worker.pid)]
+        pids += [worker.proc.holder.pid, *descendants(worker.proc.holder.pid)]
+        assert len(pids) >= 5
+    for _ in range(100):
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _not_zombie(pid)]
+        if not alive:
+            break
+        await asyncio.sleep(0.1)
+    assert not alive, f"processes outlived their runtime: {alive}"

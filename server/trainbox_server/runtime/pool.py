@@ -26,7 +26,7 @@ from typing import Any
 from trainbox_server.envs.registry import FAMILIES
 from trainbox_server.envs.releases import env_suffix, family_of
 from trainbox_server.errors import EnvironmentUnavailable, InfraError
-from trainbox_server.runtime import sandbox
+from trainbox_server.runtime import forkclient, sandbox
 from trainbox_server.runtime.memory import RECYCLE_AFTER_SECONDS, RECYCLE_GROWTH_KIB
 from trainbox_server.runtime.process import WorkerProcess, WorkerSpec, default_python
 from trainbox_server.runtime.procfs import tree_rss_kib
@@ -128,6 +128,8 @@ class FamilyPool:
         self._starts: set[asyncio.Task[None]] = set()  # of _tasks: the worker starts (cancelled at close)
         self._closed = False
         self._multi: bool | None = None  # learnt from the first worker's ready message
+        self._forkserver: forkclient.ForkServer | None = None
+        self._forkserver_failed = False
 
     @property
     def judged(self) -> bool:
@@ -280,10 +282,28 @@ class FamilyPool:
             self.starting += 1
             self._starts.add(self._spawn_task(self._start_one()))
 
+    async def _start_worker(self) -> WorkerProcess:
+        """A fresh instance worker: forked from the family's fork server (sandboxed families, as root), else
+        its own interpreter. A fork server that cannot start is logged once and not tried again."""
+        spec = self.config.spec()
+        if self._forkserver is None and spec.sandboxed and not self._forkserver_failed and forkclient.enabled():
+            self._forkserver = forkclient.ForkServer(spec.family, spec.python, spec.forkserver_env())
+        if self._forkserver is not None:
+            try:
+                return await WorkerProcess.start(spec, self._forkserver)
+            except EnvironmentUnavailable as exc:
+                if self._forkserver.ever_ready:
+                    raise  # this start failed (the pool backs off and retries); the next one restarts the server
+                log.warning("%s: no fork server (%s); workers start their own interpreter", spec.family, exc)
+                self._forkserver_failed = True
+                await self._forkserver.close()
+                self._forkserver = None
+        return await WorkerProcess.start(spec)
+
     async def _start_one(self) -> None:
         try:
             async with self._start_slots:
-                worker = await WorkerProcess.start(self.config.spec())
+                worker = await self._start_worker()
             if self._closed:  # landed after close: no instance on it, nothing to stop gracefully
                 worker.kill("pool closed")
                 return
@@ -326,6 +346,8 @@ class FamilyPool:
         for start in self._starts:
             start.cancel()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        if self._forkserver is not None:
+            await self._forkserver.close()
         pending = list(self._tasks)
         if pending:
             _, hanging = await asyncio.wait(pending, timeout=15)

@@ -22,6 +22,7 @@ from typing import Any
 from trainbox_server.envs import releases
 from trainbox_server.errors import EnvironmentUnavailable, InstanceLost, StepTimeout, TrainboxError, from_wire
 from trainbox_server.runtime import sandbox
+from trainbox_server.runtime.forkclient import ForkedProcess, ForkServer
 from trainbox_server.runtime.framing import HEADER, decode_length, encode, loads
 from trainbox_server.runtime.procfs import tree_rss_kib
 
@@ -62,11 +63,19 @@ class WorkerSpec:
             env = {**os.environ, **worker_env}
             env["PYTHONPATH"] = os.pathsep.join(p for p in (WORKER_PATH, env.get("PYTHONPATH", "")) if p)
             return self.argv(), env
+        policy, tools = self.sandbox_policy()
+        return sandbox.command(policy, self.argv(), tools), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+    def sandbox_policy(self) -> tuple[sandbox.SandboxPolicy, dict[str, str]]:
+        """What one sandboxed worker of this spec sees (a fresh uid each call), and the sandbox's binaries."""
         try:
             tools = sandbox.tools()
             mount_proc = sandbox.probe()
         except sandbox.SandboxUnavailable as exc:
             raise EnvironmentUnavailable(f"{self.family!r} runs model code and needs the sandbox: {exc}") from None
+        worker_env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        if self.memory_mb:
+            worker_env["TRAINBOX_WORKER_MEMORY_MB"] = str(self.memory_mb)
         passed = {k: v for k, v in os.environ.items() if k == "TRAINBOX_MAX_REPLY_BYTES"}
         env_pairs = [*sandbox.base_env(WORKER_PATH), *passed.items(), *worker_env.items()]
         policy = sandbox.SandboxPolicy(
@@ -76,13 +85,18 @@ class WorkerSpec:
             uid=sandbox.next_uid(),
             proc=mount_proc,
         )
-        return sandbox.command(policy, self.argv(), tools), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        return policy, tools
+
+    def forkserver_env(self) -> dict[str, str]:
+        """The fork server's environment: exactly a worker's (its forks inherit the interpreter's snapshot of
+        it, ``posix.environ``, so nothing else may be in it). It runs outside the sandbox, and no model code."""
+        return dict(self.sandbox_policy()[0].env)
 
 
 class WorkerProcess:
     """One live worker process. Create with ``await WorkerProcess.start(spec)``."""
 
-    def __init__(self, spec: WorkerSpec, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, spec: WorkerSpec, proc: asyncio.subprocess.Process | ForkedProcess) -> None:
         self.spec = spec
         self.proc = proc
         self.pid = proc.pid
@@ -105,13 +119,19 @@ class WorkerProcess:
         ]
 
     @classmethod
-    async def start(cls, spec: WorkerSpec) -> WorkerProcess:
-        argv, env = spec.command()
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env, start_new_session=True, limit=1 << 20,
-        )  # fmt: skip
+    async def start(cls, spec: WorkerSpec, forkserver: ForkServer | None = None) -> WorkerProcess:
+        """Start a worker: its own interpreter, or (``forkserver``, sandboxed families) a fork of a warm one."""
+        proc: asyncio.subprocess.Process | ForkedProcess
+        if forkserver is not None:
+            policy, tools = spec.sandbox_policy()
+            proc = await forkserver.start_worker(policy, tools)
+        else:
+            argv, env = spec.command()
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=env, start_new_session=True, limit=1 << 20,
+            )  # fmt: skip
         worker = cls(spec, proc)
         try:
             worker.info = await asyncio.wait_for(asyncio.shield(worker._ready), spec.start_timeout)
@@ -156,7 +176,9 @@ class WorkerProcess:
 
     def kill(self, reason: str) -> None:
         """Stop the process now (SIGKILL to its whole session) and fail everything pending on it."""
-        if self.proc.returncode is None:
+        if isinstance(self.proc, ForkedProcess):
+            self.proc.kill_tree()  # its sandbox's init dies: the kernel kills everything in it
+        elif self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
         self._die(reason)

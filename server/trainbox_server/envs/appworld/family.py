@@ -134,6 +134,10 @@ class AppWorldFamily:
         self._worlds = 0
         self._process_dir = os.path.join(OUTPUTS_DIR, str(os.getpid()))
 
+    def preload(self) -> None:
+        """What the fork server imports once for all its forks (``runtime.forkserver``): no data, no world."""
+        _import_engine()
+
     def warm(self) -> None:
         """Import the engine and its apps, and open one world if data is present, before any create."""
         root = data_root()

@@ -1,0 +1,281 @@
+"""The runtime's side of a family's fork server (``runtime.forkserver``): start it, and start workers from it.
+
+A worker started here looks to ``WorkerProcess`` like any other (``ForkedProcess`` has the fields it uses of an
+asyncio ``Process``): its pipes, its pid (the joiner's: its process tree holds the worker, so memory is counted
+as before), ``wait()`` and ``returncode`` (from the fork server's report), and ``kill_tree()``, which kills the
+worker's bubblewrap and with it everything in the sandbox.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+from dataclasses import asdict
+from typing import Any
+
+from trainbox_server.errors import EnvironmentUnavailable
+from trainbox_server.runtime import sandbox
+
+log = logging.getLogger(__name__)
+
+HOLDER = ["/bin/sh", "-c", "echo ready && exec sleep infinity"]  # keeps the sandbox up for the worker to join
+START_TIMEOUT = 120.0
+
+
+def enabled() -> bool:
+    """Fork servers serve sandboxed families when we are root (per-worker uids) and the kernel has pidfds."""
+    if os.environ.get("TRAINBOX_FORKSERVER", "auto").lower() in ("off", "0", "false", "no"):
+        return False
+    return os.geteuid() == 0 and hasattr(os, "pidfd_open")
+
+
+def holder_command(policy: sandbox.SandboxPolicy, tools: dict[str, str], info_fd: int) -> list[str]:
+    """bubblewrap's command line for a worker's sandbox whose first process waits to be joined (pure)."""
+    cmd = sandbox.command(policy, HOLDER, tools)
+    return [cmd[0], "--info-fd", str(info_fd), *cmd[1:]]
+
+
+def spawn_request(request_id: int, family: str, policy: sandbox.SandboxPolicy) -> dict[str, Any]:
+    """What the fork server needs to make one worker (pure): who it becomes, its limits and environment."""
+    limits = {key: value for key, value in asdict(policy.limits).items() if key != "tmp_bytes"}
+    return {
+        "id": request_id,
+        "family": family,
+        "uid": policy.uid,
+        "limits": limits,
+        "env": [list(pair) for pair in policy.env],
+        "proc": policy.proc,
+    }
+
+
+class ForkedProcess:
+    """A worker forked by a fork server into its own sandbox (the parts of ``asyncio.subprocess.Process``
+    that ``WorkerProcess`` uses, and ``kill_tree``)."""
+
+    def __init__(
+        self,
+        pid: int,
+        holder: asyncio.subprocess.Process,
+        exited: asyncio.Future[int],
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+    ) -> None:
+        self.pid = pid
+        self.holder = holder
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.returncode: int | None = None
+        self._exited = exited
+        exited.add_done_callback(self._on_exit)
+
+    def _on_exit(self, exited: asyncio.Future[int]) -> None:
+        self.returncode = exited.result() if not exited.cancelled() else 137
+        self.kill_tree()  # what the worker left in its sandbox goes with it
+
+    def kill_tree(self) -> None:
+        if self.holder.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.holder.pid, signal.SIGKILL)
+
+    async def wait(self) -> int:
+        code = await asyncio.shield(self._exited)
+        with contextlib.suppress(ProcessLookupError):
+            await self.holder.wait()
+        return code
+
+
+class ForkServer:
+    """One family's fork server, started on first use; replaced if it dies."""
+
+    def __init__(self, family: str, python: str, env: dict[str, str]) -> None:
+        self.family = family
+        self.python = python
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+        self._ids = itertools.count(1)
+        self._replies: dict[int, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._ready: asyncio.Future[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.ever_ready = False  # a server that never came up is not tried again; one that died is replaced
+
+    @property
+    def alive(self) -> bool:
+        running = self.proc is not None and self.proc.returncode is None
+        return running and self._reader is not None and not self._reader.done()
+
+    async def _ensure(self) -> socket.socket:
+        async with self._lock:
+            if self.alive and self.sock is not None:
+                return self.sock
+            await self.close()
+            # SEQPACKET: one message per request, its descriptors with it
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                self.proc = await asyncio.create_subprocess_exec(
+                    self.python, "-m", "trainbox_server.runtime.forkserver", self.family, str(theirs.fileno()),
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                    pass_fds=(theirs.fileno(),), env=self.env, start_new_session=True,
+                )  # fmt: skip
+            finally:
+                theirs.close()
+            ours.setblocking(False)
+            self.sock = ours
+            loop = asyncio.get_running_loop()
+            self._ready = loop.create_future()
+            self._reader = asyncio.create_task(self._read(ours))
+            try:
+                await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT)
+            except BaseException:
+                await self.close()
+                raise
+            self.ever_ready = True
+            log.info("%s fork server %s ready", self.family, self.proc.pid)
+            return ours
+
+    async def _read(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        buffer = b""
+        try:
+            while True:
+                chunk = await loop.sock_recv(sock, 1 << 16)
+                if not chunk:
+                    break
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    self._deliver(json.loads(line))
+        except (OSError, ValueError) as exc:
+            log.warning("%s fork server: %s", self.family, exc)
+        finally:
+            gone = EnvironmentUnavailable(f"the {self.family} fork server stopped")
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_exception(gone)
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(gone)
+            for exited in self._exits.values():  # its forks can no longer be waited for: their sandboxes go
+                if not exited.done():
+                    exited.set_result(128 + signal.SIGKILL)
+            self._replies.clear()
+            self._exits.clear()
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        if "ready" in message:
+            if self._ready is not None and not self._ready.done():
+                if message["ready"]:
+                    self._ready.set_result(None)
+                else:
+                    self._ready.set_exception(EnvironmentUnavailable(str(message.get("error"))))
+        elif "exit" in message:
+            exited = self._exits.pop(int(message["exit"]), None)
+            if exited is not None and not exited.done():
+                exited.set_result(int(message["code"]))
+        elif "id" in message:
+            reply = self._replies.pop(int(message["id"]), None)
+            if reply is None or reply.done():
+                return
+            if "pid" in message:
+                self._exits[int(message["pid"])] = asyncio.get_running_loop().create_future()
+                reply.set_result(int(message["pid"]))
+            else:
+                reply.set_exception(EnvironmentUnavailable(f"the fork server refused: {message.get('error')}"))
+
+    async def start_worker(self, policy: sandbox.SandboxPolicy, tools: dict[str, str]) -> ForkedProcess:
+        """A worker of this family in a sandbox of its own, forked from the warm server."""
+        sock = await self._ensure()
+        loop = asyncio.get_running_loop()
+        info_r, info_w = os.pipe()
+        try:
+            holder = await asyncio.create_subprocess_exec(
+                *holder_command(policy, tools, info_w),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                pass_fds=(info_w,), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, start_new_session=True,
+            )  # fmt: skip
+        finally:
+            os.close(info_w)
+        fds: list[int] = []
+        try:
+            assert holder.stdout is not None and holder.stderr is not None
+            line = await asyncio.wait_for(holder.stdout.readline(), START_TIMEOUT)
+            if line.strip() != b"ready":
+                detail = (await holder.stderr.read()).decode(errors="replace").strip()
+                raise EnvironmentUnavailable(f"the worker's sandbox did not start: {detail or 'no output'}")
+            info = json.loads(os.read(info_r, 1 << 16).decode() or "{}")
+            pidfd = os.pidfd_open(int(info["child-pid"]))
+            fds.append(pidfd)
+            stdin_r, stdin_w = os.pipe()
+            stdout_r, stdout_w = os.pipe()
+            stderr_r, stderr_w = os.pipe()
+            fds += [stdin_r, stdout_w, stderr_w]
+            request_id = next(self._ids)
+            reply: asyncio.Future[int] = loop.create_future()
+            self._replies[request_id] = reply
+            message = json.dumps(spawn_request(request_id, self.family, policy)).encode()
+            ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+            await _send_with_fds(sock, message, ancillary)
+            pid = await asyncio.wait_for(reply, START_TIMEOUT)
+            exited = self._exits.get(pid) or loop.create_future()
+            stdin = await _writer(loop, stdin_w)
+            stdout = await _reader(loop, stdout_r)
+            stderr = await _reader(loop, stderr_r)
+            return ForkedProcess(pid, holder, exited, stdin, stdout, stderr)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(holder.pid, signal.SIGKILL)
+            await holder.wait()
+            raise
+        finally:
+            os.close(info_r)
+            for fd in fds:  # the fork server has its own copies now (or never will)
+                os.close(fd)
+
+    async def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+            self.proc = None
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+
+
+async def _send_with_fds(sock: socket.socket, message: bytes, ancillary: list[tuple[int, int, bytes]]) -> None:
+    """One request as one message, its descriptors attached (the socket is non-blocking: retry while full)."""
+    for _ in range(500):
+        try:
+            sock.sendmsg([message], ancillary)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(0.01)
+    raise EnvironmentUnavailable("the fork server does not take requests")
+
+
+async def _reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", 0))
+    return reader
+
+
+async def _writer(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamWriter:
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), loop=loop), os.fdopen(fd, "wb", 0)
+    )
+    return asyncio.StreamWriter(transport, protocol, None, loop)
