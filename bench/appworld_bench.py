@@ -5,7 +5,10 @@ Builds the project's small AppWorld-format dataset (real engine, real worlds), t
   opens the world;
 * warm: the pool keeps pre-started, pre-imported processes; the next create waits until one is ready, as a
   trainer pacing its rollouts would see it.
-Writes ``bench/results/appworld.json``.
+Both with workers forked from the pool's fork server (as root: ``runtime.forkserver``), and cold once more with
+``TRAINBOX_FORKSERVER=off`` (each worker its own interpreter, importing AppWorld). ``cpu_s_per_episode`` is
+the whole machine's busy time (``/proc/stat``) per create + step + close, the first round (the fork server's
+own start) left out: run it on an otherwise idle machine. Writes ``bench/results/appworld.json``.
 
     .venv/bin/python -m bench.appworld_bench [--rounds 10]
 """
@@ -23,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
+from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig, forkclient
 from trainbox_server.runtime.process import default_python
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,18 +55,32 @@ async def measure(root: str, warm: int, rounds: int) -> dict[str, Any]:
     async with Runtime(RuntimeConfig(families={"appworld": family})) as runtime:
         task = (await runtime.task_ids("appworld", "train"))[0]
         pool = runtime.pools["appworld"]
-        samples, rss = [], []
+        samples, rss, cpu = [], [], []
         for _ in range(rounds):
             while warm and len(pool.idle) < warm:  # pace like a trainer: the pool has refilled
                 await asyncio.sleep(0.05)
-            start = time.perf_counter()
+            start, busy = time.perf_counter(), busy_seconds()
             created = await runtime.create("appworld", task)
             samples.append(time.perf_counter() - start)
             await runtime.step(created.instance_id, {"role": "assistant", "content": "```python\nprint(1)\n```"})
             stats = runtime.stats()["families"]["appworld"]["processes"]
             rss += [p["rss_kib"] for p in stats if p["pid"] == created.worker_pid]
             await runtime.close(created.instance_id)
-        return {**summary(samples), "world_process_rss_mib": round(statistics.median(rss) / 1024, 1)}
+            while warm == 0 and pool.workers:  # the retired process is gone: its exit is in this episode's cost
+                await asyncio.sleep(0.02)
+            cpu.append(busy_seconds() - busy)
+        per_episode = round(statistics.median(cpu[1:] or cpu), 2)
+        return {
+            **summary(samples),
+            "world_process_rss_mib": round(statistics.median(rss) / 1024, 1),
+            "cpu_s_per_episode": per_episode,
+        }
+
+
+def busy_seconds() -> float:
+    """The machine's busy CPU seconds so far (all but idle and iowait), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -71,13 +88,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     root = build_dataset()
-    print("cold creates ...", flush=True)
+    forked = forkclient.enabled()
+    print("cold creates (fork server) ...", flush=True)
     cold = asyncio.run(measure(root, warm=0, rounds=args.rounds))
     print("warm-pool creates ...", flush=True)
     warm = asyncio.run(measure(root, warm=2, rounds=args.rounds))
+    print("cold creates (each worker its own interpreter) ...", flush=True)
+    os.environ["TRAINBOX_FORKSERVER"] = "off"
+    own = asyncio.run(measure(root, warm=0, rounds=args.rounds))
     result = {
+        "fork_server": forked,
         "cold_create": cold,
         "warm_pool_create": warm,
+        "cold_create_own_interpreter": own,
         "target_warm_p50_ms": 100,
         "met": warm["p50_ms"] <= 100,
         "load_average": os.getloadavg()[0],

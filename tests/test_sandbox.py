@@ -147,8 +147,8 @@ async def test_a_forked_child_does_not_outlive_its_instance(runtime: Runtime) ->
     fork = "if p.fork() == 0:\n    p.setsid()\n    while True:\n        pass\nprint('parent goes on')"
     assert "parent goes on" in output(await runtime.step(instance, code(fork)))
     tree = [worker.pid, *descendants(worker.pid)]
-    if isinstance(worker.proc, ForkedProcess):  # the joiner, the worker, the child; the sandbox's bubblewrap
-        tree += [worker.proc.holder.pid, *descendants(worker.proc.holder.pid)]
+    if isinstance(worker.proc, ForkedProcess):  # the worker, the child; the joiner; the sandbox's bubblewrap
+        tree += [worker.proc.pid, worker.proc.holder.pid, *descendants(worker.proc.holder.pid)]
         assert len(tree) >= 6  # ... its init and the process that holds the sandbox open
     assert len(tree) >= 4  # bubblewrap, its init, the worker and the forked child
     await runtime.close(instance)
@@ -239,9 +239,10 @@ async def test_nothing_of_a_fork_server_outlives_its_runtime(appworld_data: Path
         pool, worker = rt.instances[instance]
         assert isinstance(worker.proc, ForkedProcess) and pool._forkserver is not None
         assert pool._forkserver.proc is not None
-        pids = [pool._forkserver.proc.pid, worker.pid, *descendants(worker.pid)]
+        assert worker.pid != worker.proc.pid  # the worker's own pid, below its joiner
+        pids = [pool._forkserver.proc.pid, worker.proc.pid, worker.pid, *descendants(worker.pid)]
         pids += [worker.proc.holder.pid, *descendants(worker.proc.holder.pid)]
-        assert len(pids) >= 5
+        assert len(pids) >= 6
     for _ in range(100):
         alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _not_zombie(pid)]
         if not alive:

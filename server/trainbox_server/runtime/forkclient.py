@@ -1,9 +1,9 @@
 """The runtime's side of a family's fork server (``runtime.forkserver``): start it, and start workers from it.
 
 A worker started here looks to ``WorkerProcess`` like any other (``ForkedProcess`` has the fields it uses of an
-asyncio ``Process``): its pipes, its pid (the joiner's: its process tree holds the worker, so memory is counted
-as before), ``wait()`` and ``returncode`` (from the fork server's report), and ``kill_tree()``, which kills the
-worker's bubblewrap and with it everything in the sandbox.
+asyncio ``Process``): its pipes, its pid (the joiner's; ``worker_pid()`` is the worker's own, whose process tree
+is what the worker's memory is), ``wait()`` and ``returncode`` (from the fork server's report), and
+``kill_tree()``, which kills the worker's bubblewrap and with it everything in the sandbox.
 """
 
 from __future__ import annotations
@@ -80,6 +80,15 @@ class ForkedProcess:
     def _on_exit(self, exited: asyncio.Future[int]) -> None:
         self.returncode = exited.result() if not exited.cancelled() else 137
         self.kill_tree()  # what the worker left in its sandbox goes with it
+
+    def worker_pid(self) -> int:
+        """The worker's own pid (the joiner's only child), so that its memory is counted without the joiner's
+        (a fork of the server: its resident pages are the server's); the joiner's if it has no child yet."""
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as children:
+                return int(children.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return self.pid
 
     def kill_tree(self) -> None:
         if self.holder.returncode is None:

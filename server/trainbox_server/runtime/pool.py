@@ -284,20 +284,27 @@ class FamilyPool:
 
     async def _start_worker(self) -> WorkerProcess:
         """A fresh instance worker: forked from the family's fork server (sandboxed families, as root), else
-        its own interpreter. A fork server that cannot start is logged once and not tried again."""
+        its own interpreter. A fork server that never comes up is logged once and not tried again; one that
+        dies under a start is replaced and the start tried once more."""
         spec = self.config.spec()
         if self._forkserver is None and spec.sandboxed and not self._forkserver_failed and forkclient.enabled():
             self._forkserver = forkclient.ForkServer(spec.family, spec.python, spec.forkserver_env())
-        if self._forkserver is not None:
+        for attempt in (1, 2):
+            server = self._forkserver
+            if server is None:
+                break
             try:
-                return await WorkerProcess.start(spec, self._forkserver)
-            except EnvironmentUnavailable as exc:
-                if self._forkserver.ever_ready:
-                    raise  # this start failed (the pool backs off and retries); the next one restarts the server
-                log.warning("%s: no fork server (%s); workers start their own interpreter", spec.family, exc)
-                self._forkserver_failed = True
-                await self._forkserver.close()
-                self._forkserver = None
+                return await WorkerProcess.start(spec, server)
+            except InfraError as exc:
+                if not server.ever_ready:
+                    log.warning("%s: no fork server (%s); workers start their own interpreter", spec.family, exc)
+                    self._forkserver_failed = True
+                    await server.close()
+                    self._forkserver = None
+                    break
+                if server.alive or attempt == 2:
+                    raise
+                log.warning("%s: the fork server died under a worker start; starting a new one", spec.family)
         return await WorkerProcess.start(spec)
 
     async def _start_one(self) -> None:

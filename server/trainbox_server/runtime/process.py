@@ -135,6 +135,8 @@ class WorkerProcess:
         worker = cls(spec, proc)
         try:
             worker.info = await asyncio.wait_for(asyncio.shield(worker._ready), spec.start_timeout)
+            if isinstance(proc, ForkedProcess):
+                worker.pid = proc.worker_pid()  # its memory is its own tree's, not the joiner's (the server's pages)
             worker.ready_rss_kib = tree_rss_kib(worker.pid)
         except (TimeoutError, TrainboxError) as exc:
             worker.kill("did not start")
