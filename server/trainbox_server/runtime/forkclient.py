@@ -214,7 +214,8 @@ class ForkServer:
             )  # fmt: skip
         finally:
             os.close(info_w)
-        fds: list[int] = []
+        fds: list[int] = []  # what the fork server gets (closed here either way)
+        ours: list[int] = []  # our ends of the worker's pipes, until streams own them
         try:
             assert holder.stdout is not None and holder.stderr is not None
             line = await asyncio.wait_for(holder.stdout.readline(), START_TIMEOUT)
@@ -228,6 +229,7 @@ class ForkServer:
             stdout_r, stdout_w = os.pipe()
             stderr_r, stderr_w = os.pipe()
             fds += [stdin_r, stdout_w, stderr_w]
+            ours += [stdin_w, stdout_r, stderr_r]
             request_id = next(self._ids)
             reply: asyncio.Future[int] = loop.create_future()
             self._replies[request_id] = reply
@@ -236,11 +238,14 @@ class ForkServer:
             await _send_with_fds(sock, message, ancillary)
             pid = await asyncio.wait_for(reply, START_TIMEOUT)
             exited = self._exits.get(pid) or loop.create_future()
+            ours.clear()  # from here the streams own (and close) them
             stdin = await _writer(loop, stdin_w)
             stdout = await _reader(loop, stdout_r)
             stderr = await _reader(loop, stderr_r)
             return ForkedProcess(pid, holder, exited, stdin, stdout, stderr)
         except BaseException:
+            for fd in ours:
+                os.close(fd)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(holder.pid, signal.SIGKILL)
             await holder.wait()
