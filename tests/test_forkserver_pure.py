@@ -53,9 +53,10 @@ def test_the_request_carries_the_workers_uid_limits_and_environment_only() -> No
     policy = sandbox.SandboxPolicy(binds=(("/a", "/a"),), env=(("HOME", "/tmp"),), limits=limits, uid=200009)
     request = spawn_request(4, "appworld", policy)
     assert request == {
-        "id": 4, "family": "appworld", "uid": 200009, "proc": True, "env": [["HOME", "/tmp"]],
+        "id": 4, "family": "appworld", "uid": 200009, "proc": True, "env": [["HOME", "/tmp"]], "judge": False,
         "limits": {"processes": 7, "open_files": 9, "cpu_seconds": 11, "file_bytes": 13},
     }  # fmt: skip
+    assert spawn_request(5, "appworld", policy, judge=True)["judge"] is True
 
 
 def test_the_holder_runs_in_the_same_sandbox_a_worker_would() -> None:

@@ -169,6 +169,8 @@ async def test_rewards_come_from_the_evaluator(runtime: Runtime, appworld_data: 
     right = (await runtime.create("appworld", task)).instance_id
     step = await runtime.step(right, code(f"apis.supervisor.complete_task(answer={answer})"))
     assert step.terminated and step.reward == 1.0  # the evaluator kept nothing of the wrong state
+    judge = runtime.pools["appworld"]._judge
+    assert judge is not None and isinstance(judge.proc, ForkedProcess)  # forked too, into its own sandbox
     assert (await runtime.evaluate(wrong, {"sparse": True})).reward == 0.0
     for instance in (wrong, right):
         await runtime.close(instance)

@@ -42,8 +42,9 @@ def holder_command(policy: sandbox.SandboxPolicy, tools: dict[str, str], info_fd
     return [cmd[0], "--info-fd", str(info_fd), *cmd[1:]]
 
 
-def spawn_request(request_id: int, family: str, policy: sandbox.SandboxPolicy) -> dict[str, Any]:
-    """What the fork server needs to make one worker (pure): who it becomes, its limits and environment."""
+def spawn_request(request_id: int, family: str, policy: sandbox.SandboxPolicy, judge: bool = False) -> dict[str, Any]:
+    """What the fork server needs to make one worker (pure): who it becomes, its limits and environment, and
+    whether it is the family's evaluator (its own sandbox sees the ground truth; the server never does)."""
     limits = {key: value for key, value in asdict(policy.limits).items() if key != "tmp_bytes"}
     return {
         "id": request_id,
@@ -52,6 +53,7 @@ def spawn_request(request_id: int, family: str, policy: sandbox.SandboxPolicy) -
         "limits": limits,
         "env": [list(pair) for pair in policy.env],
         "proc": policy.proc,
+        "judge": judge,
     }
 
 
@@ -201,8 +203,10 @@ class ForkServer:
             else:
                 reply.set_exception(EnvironmentUnavailable(f"the fork server refused: {message.get('error')}"))
 
-    async def start_worker(self, policy: sandbox.SandboxPolicy, tools: dict[str, str]) -> ForkedProcess:
-        """A worker of this family in a sandbox of its own, forked from the warm server."""
+    async def start_worker(
+        self, policy: sandbox.SandboxPolicy, tools: dict[str, str], judge: bool = False
+    ) -> ForkedProcess:
+        """A worker of this family (``judge``: its evaluator) in a sandbox of its own, forked from the warm server."""
         sock = await self._ensure()
         loop = asyncio.get_running_loop()
         info_r, info_w = os.pipe()
@@ -233,7 +237,7 @@ class ForkServer:
             request_id = next(self._ids)
             reply: asyncio.Future[int] = loop.create_future()
             self._replies[request_id] = reply
-            message = json.dumps(spawn_request(request_id, self.family, policy)).encode()
+            message = json.dumps(spawn_request(request_id, self.family, policy, judge)).encode()
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
             await _send_with_fds(sock, message, ancillary)
             pid = await asyncio.wait_for(reply, START_TIMEOUT)

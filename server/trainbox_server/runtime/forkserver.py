@@ -128,7 +128,7 @@ def _become_worker(request: dict[str, Any], fds: list[int], last_cap: int) -> in
     sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
     from trainbox_server.runtime.worker import serve
 
-    return serve(request["family"])
+    return serve(request["family"], judge_role=bool(request.get("judge")))
 
 
 def _join(request: dict[str, Any], fds: list[int], last_cap: int, control_fd: int) -> int:

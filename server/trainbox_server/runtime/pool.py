@@ -158,7 +158,7 @@ class FamilyPool:
         """The family's evaluator process (started on first use, replaced when it dies)."""
         async with self._judge_lock:
             if self._judge is None or self._judge.dead:
-                self._judge = await WorkerProcess.start(self.config.spec(judge=True))
+                self._judge = await self._start_worker(judge=True)
             return self._judge
 
     async def judge(self, task_id: str, state: Any, sparse: bool) -> dict[str, Any]:
@@ -282,13 +282,14 @@ class FamilyPool:
             self.starting += 1
             self._starts.add(self._spawn_task(self._start_one()))
 
-    async def _start_worker(self) -> WorkerProcess:
-        """A fresh instance worker: forked from the family's fork server (sandboxed families, as root), else
-        its own interpreter. A fork server that never comes up is logged once and not tried again; one that
-        dies under a start is replaced and the start tried once more."""
-        spec = self.config.spec()
+    async def _start_worker(self, judge: bool = False) -> WorkerProcess:
+        """A fresh instance worker (or the evaluator): forked from the family's fork server (sandboxed families,
+        as root), else its own interpreter. A fork server that never comes up is logged once and not tried
+        again; one that dies under a start is replaced and the start tried once more."""
+        spec = self.config.spec(judge=judge)
         if self._forkserver is None and spec.sandboxed and not self._forkserver_failed and forkclient.enabled():
-            self._forkserver = forkclient.ForkServer(spec.family, spec.python, spec.forkserver_env())
+            instance_spec = self.config.spec()  # the server's environment is an instance worker's, never the judge's
+            self._forkserver = forkclient.ForkServer(spec.family, spec.python, instance_spec.forkserver_env())
         for attempt in (1, 2):
             server = self._forkserver
             if server is None:

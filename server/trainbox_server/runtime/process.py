@@ -124,7 +124,7 @@ class WorkerProcess:
         proc: asyncio.subprocess.Process | ForkedProcess
         if forkserver is not None:
             policy, tools = spec.sandbox_policy()
-            proc = await forkserver.start_worker(policy, tools)
+            proc = await forkserver.start_worker(policy, tools, judge=spec.judge)
         else:
             argv, env = spec.command()
             proc = await asyncio.create_subprocess_exec(
