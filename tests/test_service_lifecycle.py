@@ -16,6 +16,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from tests.loadclient import load_client
 from tests.servicekit import RayCluster, Service, start_service
 
 pytestmark = pytest.mark.slow
@@ -80,8 +81,7 @@ def test_front_restart_keeps_instances(ray_cluster: RayCluster) -> None:
 
 
 async def _create_step_release(url: str, n: int) -> list[str]:
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with load_client(url, connections=64) as client:  # aiohttp: a fraction of httpx's CPU (tests/loadclient.py)
 
         async def one(i: int) -> str:
             made = await client.post("/v1/instances", json={"env_type": "bfcl", "task_id": f"multi_turn_base_{i % 50}"})
