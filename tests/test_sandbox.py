@@ -222,6 +222,9 @@ async def test_a_killed_fork_server_costs_its_live_workers_and_is_replaced(runti
     assert server is not None and server.proc is not None
     old_pid = server.proc.pid
     os.kill(old_pid, 9)
+    started = await pool._start_worker()  # at once: the death is not seen yet, the start must still succeed
+    assert isinstance(started.proc, ForkedProcess)
+    await started.stop()
     with pytest.raises(InstanceLost) as lost:  # its exit can no longer be learnt: its sandbox is taken down
         for _ in range(50):
             await runtime.step(instance, code("print(1)"))

@@ -119,11 +119,12 @@ class ForkServer:
         self._ready: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._broken = False  # a send failed: the server is gone even if its exit has not been seen yet
         self.ever_ready = False  # a server that never came up is not tried again; one that died is replaced
 
     @property
     def alive(self) -> bool:
-        running = self.proc is not None and self.proc.returncode is None
+        running = self.proc is not None and self.proc.returncode is None and not self._broken
         return running and self._reader is not None and not self._reader.done()
 
     async def _ensure(self) -> socket.socket:
@@ -239,7 +240,12 @@ class ForkServer:
             self._replies[request_id] = reply
             message = json.dumps(spawn_request(request_id, self.family, policy, judge)).encode()
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
-            await _send_with_fds(sock, message, ancillary)
+            try:
+                await _send_with_fds(sock, message, ancillary)
+            except OSError as exc:  # it died and we have not noticed yet: the pool starts a new one and retries
+                if sock is self.sock:  # (not a server already replaced under this start)
+                    self._broken = True
+                raise EnvironmentUnavailable(f"the {self.family} fork server is gone ({exc})") from None
             pid = await asyncio.wait_for(reply, START_TIMEOUT)
             exited = self._exits.get(pid) or loop.create_future()
             ours.clear()  # from here the streams own (and close) them
@@ -268,6 +274,7 @@ class ForkServer:
                 self.proc.kill()
             await self.proc.wait()
             self.proc = None
+        self._broken = False
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

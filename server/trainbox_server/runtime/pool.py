@@ -285,7 +285,7 @@ class FamilyPool:
     async def _start_worker(self, judge: bool = False) -> WorkerProcess:
         """A fresh instance worker (or the evaluator): forked from the family's fork server (sandboxed families,
         as root), else its own interpreter. A fork server that never comes up is logged once and not tried
-        again; one that dies under a start is replaced and the start tried once more."""
+        again; a failed start is tried once more (a server that died under it is replaced first)."""
         spec = self.config.spec(judge=judge)
         if self._forkserver is None and spec.sandboxed and not self._forkserver_failed and forkclient.enabled():
             instance_spec = self.config.spec()  # the server's environment is an instance worker's, never the judge's
@@ -303,9 +303,10 @@ class FamilyPool:
                     await server.close()
                     self._forkserver = None
                     break
-                if server.alive or attempt == 2:
+                if attempt == 2:
                     raise
-                log.warning("%s: the fork server died under a worker start; starting a new one", spec.family)
+                # Most likely the server died under this start (a fork that fails by itself fails twice).
+                log.warning("%s: a forked start failed (%s); trying once more", spec.family, exc)
         return await WorkerProcess.start(spec)
 
     async def _start_one(self) -> None:
