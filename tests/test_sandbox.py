@@ -152,11 +152,7 @@ async def test_a_forked_child_does_not_outlive_its_instance(runtime: Runtime) ->
         assert len(tree) >= 6  # ... its init and the process that holds the sandbox open
     assert len(tree) >= 4  # bubblewrap, its init, the worker and the forked child
     await runtime.close(instance)
-    for _ in range(100):
-        alive = [pid for pid in tree if os.path.exists(f"/proc/{pid}") and _not_zombie(pid)]
-        if not alive:
-            break
-        await asyncio.sleep(0.1)
+    alive = await survivors(tree)
     assert not alive, f"processes outlived their instance: {alive}"
 
 
@@ -174,6 +170,16 @@ async def test_rewards_come_from_the_evaluator(runtime: Runtime, appworld_data: 
     assert (await runtime.evaluate(wrong, {"sparse": True})).reward == 0.0
     for instance in (wrong, right):
         await runtime.close(instance)
+
+
+async def survivors(pids: list[int], within: float = 10.0) -> list[int]:
+    """Those of ``pids`` still running (not zombies) once they had ``within`` seconds to go."""
+    for _ in range(int(within / 0.1)):
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _not_zombie(pid)]
+        if not alive:
+            return []
+        await asyncio.sleep(0.1)
+    return alive
 
 
 def _not_zombie(pid: int) -> bool:
@@ -248,9 +254,5 @@ async def test_nothing_of_a_fork_server_outlives_its_runtime(appworld_data: Path
         pids = [pool._forkserver.proc.pid, worker.proc.pid, worker.pid, *descendants(worker.pid)]
         pids += [worker.proc.holder.pid, *descendants(worker.proc.holder.pid)]
         assert len(pids) >= 6
-    for _ in range(100):
-        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _not_zombie(pid)]
-        if not alive:
-            break
-        await asyncio.sleep(0.1)
+    alive = await survivors(pids)
     assert not alive, f"processes outlived their runtime: {alive}"

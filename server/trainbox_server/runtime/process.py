@@ -56,15 +56,19 @@ class WorkerSpec:
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         """The command line and environment that start this worker (inside the sandbox if it has one)."""
-        worker_env = {**self.env, "PYTHONUNBUFFERED": "1"}
-        if self.memory_mb:
-            worker_env["TRAINBOX_WORKER_MEMORY_MB"] = str(self.memory_mb)
         if not self.sandboxed:
-            env = {**os.environ, **worker_env}
+            env = {**os.environ, **self._worker_env()}
             env["PYTHONPATH"] = os.pathsep.join(p for p in (WORKER_PATH, env.get("PYTHONPATH", "")) if p)
             return self.argv(), env
         policy, tools = self.sandbox_policy()
         return sandbox.command(policy, self.argv(), tools), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+    def _worker_env(self) -> dict[str, str]:
+        """The variables every worker of this spec gets, sandboxed or not."""
+        worker_env = {**self.env, "PYTHONUNBUFFERED": "1"}
+        if self.memory_mb:
+            worker_env["TRAINBOX_WORKER_MEMORY_MB"] = str(self.memory_mb)
+        return worker_env
 
     def sandbox_policy(self) -> tuple[sandbox.SandboxPolicy, dict[str, str]]:
         """What one sandboxed worker of this spec sees (a fresh uid each call), and the sandbox's binaries."""
@@ -73,11 +77,8 @@ class WorkerSpec:
             mount_proc = sandbox.probe()
         except sandbox.SandboxUnavailable as exc:
             raise EnvironmentUnavailable(f"{self.family!r} runs model code and needs the sandbox: {exc}") from None
-        worker_env = {**self.env, "PYTHONUNBUFFERED": "1"}
-        if self.memory_mb:
-            worker_env["TRAINBOX_WORKER_MEMORY_MB"] = str(self.memory_mb)
         passed = {k: v for k, v in os.environ.items() if k == "TRAINBOX_MAX_REPLY_BYTES"}
-        env_pairs = [*sandbox.base_env(WORKER_PATH), *passed.items(), *worker_env.items()]
+        env_pairs = [*sandbox.base_env(WORKER_PATH), *passed.items(), *self._worker_env().items()]
         policy = sandbox.SandboxPolicy(
             binds=(*sandbox.interpreter_binds(self.python, WORKER_PATH), *self.binds),
             env=tuple(env_pairs),
