@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from trainbox_server.hosts.host import HostSettings
+from trainbox_server.hosts.lifecycle import HostLoad, choose_host, missed_report
 from trainbox_server.hosts.ray_hosts import host_nodes
 from trainbox_server.service.config import ServiceConfig
 from trainbox_server.service.core import SandboxService
@@ -41,3 +42,12 @@ def test_environments_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TRAINBOX_ENVIRONMENTS", "bfcl,nope")
     with pytest.raises(ValueError, match="TRAINBOX_ENVIRONMENTS: unknown families \\['nope'\\]"):
         SandboxService(ServiceConfig.from_env())
+
+
+def test_a_host_that_misses_a_report_but_answers_its_ping_keeps_serving() -> None:
+    last = HostLoad("h1", "amd64", 3, 10, True, {"live": 3})
+    slow = missed_report("h1", "amd64", last, answers_ping=True)
+    assert slow.alive and not slow.fresh and slow.live == 3
+    assert choose_host([slow], None) is slow  # still placed on
+    assert not missed_report("h1", "amd64", last, answers_ping=False).alive
+    assert not missed_report("h1", "amd64", None, answers_ping=True).alive  # never reported: not serving yet

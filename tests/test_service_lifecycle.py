@@ -105,11 +105,12 @@ def test_200_concurrent_instances_and_host_loss(ray_cluster: RayCluster) -> None
         ids = asyncio.run(_create_step_release(svc.url, 200))
         assert len(set(ids)) == 200
         with svc.client() as client:
+            hosts_now = client.get("/v1/hosts").json()["hosts"]
             made = client.post("/v1/instances", json={**BODY, "count": 8}).json()["instances"]
             by_host: dict[str, list[str]] = {}
             for m in made:
                 by_host.setdefault(m["instance_id"].split("--")[0], []).append(m["instance_id"])
-            assert len(by_host) >= 2
+            assert len(by_host) >= 2, (hosts_now, client.get("/v1/hosts").json()["hosts"], svc.log())
             victim, survivor = sorted(by_host)[:2]
             hosts = {h["name"]: h for h in client.get("/v1/hosts").json()["hosts"]}
             os.kill(hosts[victim]["pid"], signal.SIGKILL)

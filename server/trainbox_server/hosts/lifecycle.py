@@ -5,6 +5,7 @@ No I/O here: the host actor and the front call these and act on the answers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import uuid
@@ -103,6 +104,16 @@ class HostLoad:
     capacity: int
     alive: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    fresh: bool = True  # False: the host missed this report (slow, still alive); these are its last counts
+
+
+def missed_report(name: str, arch: str, last: HostLoad | None, answers_ping: bool) -> HostLoad:
+    """A host's load when it did not report its counts: one that still answers Ray's ping is slow, not
+    gone, and keeps serving on its last report (not ``fresh``: the ledger must not take it as new); one
+    that does not, or never reported, is not alive for now."""
+    if answers_ping and last is not None:
+        return dataclasses.replace(last, fresh=False)
+    return HostLoad(name, arch, 0, 0, alive=False)
 
 
 def serves(host: HostLoad, env_type: str | None) -> bool:

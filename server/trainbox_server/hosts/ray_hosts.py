@@ -29,7 +29,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from trainbox_server.errors import InstanceLost, InternalError, TrainboxError, from_wire
 from trainbox_server.hosts.channel import ChannelClient
 from trainbox_server.hosts.host import CHANNEL_METHODS, HostSettings, InstanceHost
-from trainbox_server.hosts.lifecycle import HOST_PREFIX, HostLoad
+from trainbox_server.hosts.lifecycle import HOST_PREFIX, HostLoad, missed_report
 
 log = logging.getLogger(__name__)
 NAMESPACE = "trainbox"
@@ -148,6 +148,7 @@ class HostGroup:
         self.channels: dict[str, ChannelClient] = {}
         self.dead: set[str] = set()
         self.deadlines: dict[str, float] = {}  # per method, see deadline()
+        self._last: dict[str, HostLoad] = {}  # each host's last report
 
     def connect(self, address: str | None, num_cpus: int | None, namespace: str, join_as_node: bool) -> None:
         """Join (or start) the Ray the hosts live on; blocking (see start_ray)."""
@@ -222,6 +223,7 @@ class HostGroup:
     def forget(self, name: str) -> None:
         """Drop a dead host: its name stays known as dead, so its instances' ids answer instance_lost."""
         self.dead.add(name)
+        self._last.pop(name, None)
         self.handles.pop(name, None)
         self.arch.pop(name, None)
         channel = self.channels.pop(name, None)
@@ -263,25 +265,34 @@ class HostGroup:
         return reply
 
     async def load(self, name: str) -> HostLoad:
-        """One host's counts (over its data channel: see service.admission for why that matters)."""
+        """One host's counts (over its data channel: see service.admission for why that matters). A host
+        that misses a report but answers Ray's ping is slow, not gone: it keeps serving on its last report
+        (marked not ``fresh``, so the ledger does not take it as new)."""
         try:
             stats = await self.call(name, "stats")
-        except TrainboxError:
-            await self._check_alive(name)
-            return HostLoad(name, self.arch.get(name, "unknown"), 0, 0, alive=False)
-        return HostLoad(name, stats["arch"], stats["live"] + stats["creating"], stats["capacity"], True, stats)
+        except TrainboxError as exc:
+            log.warning("host %s did not report its counts: %s", name, exc)
+            answers = await self._check_alive(name)
+            return missed_report(name, self.arch.get(name, "unknown"), self._last.get(name), answers)
+        load = HostLoad(name, stats["arch"], stats["live"] + stats["creating"], stats["capacity"], True, stats)
+        self._last[name] = load
+        return load
 
-    async def _check_alive(self, name: str) -> None:
-        """Ask Ray whether a host that did not answer is dead (then forget it: it will be re-created)."""
+    async def _check_alive(self, name: str) -> bool:
+        """Ask Ray whether a host that did not answer is alive; a dead one is forgotten (it will be
+        re-created)."""
         handle = self.handles.get(name)
         if handle is None:
-            return
+            return False
         try:
             await asyncio.wait_for(handle.ping.remote(), 10)
         except ray.exceptions.ActorDiedError:
             self.forget(name)
+            return False
         except Exception as exc:  # unreachable or slow for now: asked again at the next refresh
             log.warning("host %s did not answer: %s", name, type(exc).__name__)
+            return False
+        return True
 
     async def find(self, instance_id: str) -> str | None:
         """Which host holds a caller-chosen id (asks every live host)."""

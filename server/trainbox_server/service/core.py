@@ -102,7 +102,7 @@ class SandboxService:
     async def refresh_loads(self) -> None:
         async def one(name: str) -> HostLoad:
             load = await self.hosts.load(name)
-            if load.alive:  # at once, with no await in between: see service.admission
+            if load.alive and load.fresh:  # at once, with no await in between: see service.admission
                 self.ledger.landed(name, load.extra["live"])
             elif name not in self.hosts.handles:
                 self.ledger.forget(name)
