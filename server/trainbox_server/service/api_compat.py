@@ -21,6 +21,7 @@ from trainbox_server.errors import InvalidAction, RequestError
 from trainbox_server.service import bounds
 from trainbox_server.service.api_v1 import FastJSON, Service
 from trainbox_server.service.compat_shapes import bfcl_evaluation, mistake_step, reference_action, reference_step
+from trainbox_server.service.fast_routes import FastRoute
 from trainbox_server.service.metrics import timed
 from trainbox_server.service.models import CompatRequest
 from trainbox_server.service.schemas import (
@@ -34,7 +35,7 @@ from trainbox_server.service.schemas import (
     answers,
 )
 
-router = APIRouter(tags=["reference-compatible"], default_response_class=FastJSON)
+router = APIRouter(tags=["reference-compatible"], default_response_class=FastJSON, route_class=FastRoute)
 
 
 def _require(value: str | None, name: str) -> str:
