@@ -7,7 +7,7 @@ import signal
 
 import pytest
 from trainbox_server.runtime import sandbox
-from trainbox_server.runtime.forkclient import HOLDER, holder_command, spawn_request
+from trainbox_server.runtime.forkclient import HOLDER, enabled, holder_command, plain_request, spawn_request
 from trainbox_server.runtime.forkserver import capability_lines, exit_code, unprivileged
 
 DROPPED = """Name:\tpython
@@ -66,3 +66,16 @@ def test_the_holder_runs_in_the_same_sandbox_a_worker_would() -> None:
     holder = holder_command(policy, tools, 9)
     assert holder[:3] == ["/usr/bin/bwrap", "--info-fd", "9"]
     assert holder[3:] == worker[1:-1] + HOLDER  # the same namespaces, view, limits and uid
+
+
+def test_a_plain_request_carries_the_family_and_environment_and_no_sandbox() -> None:
+    request = plain_request(7, "bfcl@2026.3.23", {"B": "2", "A": "1"})
+    assert request == {
+        "id": 7, "family": "bfcl@2026.3.23", "sandboxed": False, "env": [("A", "1"), ("B", "2")], "judge": False
+    }  # fmt: skip
+
+
+def test_families_without_a_sandbox_fork_as_any_user_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert enabled(sandboxed=False)
+    monkeypatch.setenv("TRAINBOX_FORKSERVER", "off")
+    assert not enabled(sandboxed=False) and not enabled(sandboxed=True)

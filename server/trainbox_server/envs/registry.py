@@ -60,6 +60,7 @@ class FamilyEntry:
     data_view: str | None = None
     data: Data | None = None
     prestart: bool = False  # its pool starts with the host (else on first use)
+    forks: bool = False  # workers fork from a warm server (runtime.forkserver): its preload() is fork-safe
     releases: tuple[str, ...] = ()  # served side by side, newest first (``envs.releases``); () for one release
     splits: tuple[str, ...] = SPLITS
     create_params: tuple[str, ...] = ()  # the params its ``create`` reads (its package docstring says what they do)
@@ -77,6 +78,7 @@ FAMILIES: dict[str, FamilyEntry] = {
             description="BFCL v4 executable multi-turn and single-turn function-calling tasks, scored by BFCL's own "
             "checker",
             prestart=True,
+            forks=True,
             releases=("2026.3.23", "2025.10.1"),
             create_params=("sparse", "on_invalid_action"),
         ),
@@ -89,6 +91,7 @@ FAMILIES: dict[str, FamilyEntry] = {
             description="AppWorld: tasks over nine simulated apps solved by writing Python, scored by AppWorld's tests",
             judge_module="trainbox_server.envs.appworld.judge",
             executes_code=True,
+            forks=True,
             data_view="trainbox_server.envs.appworld.view",
             data=Data("APPWORLD_ROOT", "~/.cache/trainbox/appworld", "appworld-data", "appworldData", "/data/appworld"),
             create_params=("sparse", "step_timeout", "max_interactions"),

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -29,17 +30,23 @@ HOLDER = ["/bin/sh", "-c", "echo ready && exec sleep infinity"]  # keeps the san
 START_TIMEOUT = 120.0
 
 
-def enabled() -> bool:
-    """Fork servers serve sandboxed families when we are root (per-worker uids) and the kernel has pidfds."""
+def enabled(sandboxed: bool = True) -> bool:
+    """Fork servers serve sandboxed families when we are root (per-worker uids) and the kernel has pidfds,
+    and families without a sandbox always (unless ``TRAINBOX_FORKSERVER`` is off)."""
     if os.environ.get("TRAINBOX_FORKSERVER", "auto").lower() in ("off", "0", "false", "no"):
         return False
-    return os.geteuid() == 0 and hasattr(os, "pidfd_open")
+    return not sandboxed or (os.geteuid() == 0 and hasattr(os, "pidfd_open"))
 
 
 def holder_command(policy: sandbox.SandboxPolicy, tools: dict[str, str], info_fd: int) -> list[str]:
     """bubblewrap's command line for a worker's sandbox whose first process waits to be joined (pure)."""
     cmd = sandbox.command(policy, HOLDER, tools)
     return [cmd[0], "--info-fd", str(info_fd), *cmd[1:]]
+
+
+def plain_request(request_id: int, family: str, env: dict[str, str], judge: bool = False) -> dict[str, Any]:
+    """What the fork server needs to make one worker of a family without a sandbox (pure)."""
+    return {"id": request_id, "family": family, "sandboxed": False, "env": sorted(env.items()), "judge": judge}
 
 
 def spawn_request(request_id: int, family: str, policy: sandbox.SandboxPolicy, judge: bool = False) -> dict[str, Any]:
@@ -58,13 +65,13 @@ def spawn_request(request_id: int, family: str, policy: sandbox.SandboxPolicy, j
 
 
 class ForkedProcess:
-    """A worker forked by a fork server into its own sandbox (the parts of ``asyncio.subprocess.Process``
-    that ``WorkerProcess`` uses, and ``kill_tree``)."""
+    """A worker forked by a fork server, into its own sandbox (``holder``: its bubblewrap) or plain (the parts
+    of ``asyncio.subprocess.Process`` that ``WorkerProcess`` uses, and ``kill_tree``)."""
 
     def __init__(
         self,
         pid: int,
-        holder: asyncio.subprocess.Process,
+        holder: asyncio.subprocess.Process | None,
         exited: asyncio.Future[int],
         stdin: asyncio.StreamWriter,
         stdout: asyncio.StreamReader,
@@ -86,6 +93,8 @@ class ForkedProcess:
     def worker_pid(self) -> int:
         """The worker's own pid (the joiner's only child), so that its memory is counted without the joiner's
         (a fork of the server: its resident pages are the server's); the joiner's if it has no child yet."""
+        if self.holder is None:
+            return self.pid  # a plain fork is the worker itself
         try:
             with open(f"/proc/{self.pid}/task/{self.pid}/children") as children:
                 return int(children.read().split()[0])
@@ -93,14 +102,21 @@ class ForkedProcess:
             return self.pid
 
     def kill_tree(self) -> None:
-        if self.holder.returncode is None:
+        if self.holder is None:  # a plain worker: its session, and what it left there once it exited
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            if self.returncode is None:  # (the server reaps it: the pid is not ours to kill after its exit)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)  # (not yet in a session of its own)
+        elif self.holder.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.holder.pid, signal.SIGKILL)
 
     async def wait(self) -> int:
         code = await asyncio.shield(self._exited)
-        with contextlib.suppress(ProcessLookupError):
-            await self.holder.wait()
+        if self.holder is not None:
+            with contextlib.suppress(ProcessLookupError):
+                await self.holder.wait()
         return code
 
 
@@ -209,7 +225,6 @@ class ForkServer:
     ) -> ForkedProcess:
         """A worker of this family (``judge``: its evaluator) in a sandbox of its own, forked from the warm server."""
         sock = await self._ensure()
-        loop = asyncio.get_running_loop()
         info_r, info_w = os.pipe()
         try:
             holder = await asyncio.create_subprocess_exec(
@@ -219,8 +234,6 @@ class ForkServer:
             )  # fmt: skip
         finally:
             os.close(info_w)
-        fds: list[int] = []  # what the fork server gets (closed here either way)
-        ours: list[int] = []  # our ends of the worker's pipes, until streams own them
         try:
             assert holder.stdout is not None and holder.stderr is not None
             line = await asyncio.wait_for(holder.stdout.readline(), START_TIMEOUT)
@@ -229,7 +242,32 @@ class ForkServer:
                 raise EnvironmentUnavailable(f"the worker's sandbox did not start: {detail or 'no output'}")
             info = json.loads(os.read(info_r, 1 << 16).decode() or "{}")
             pidfd = os.pidfd_open(int(info["child-pid"]))
-            fds.append(pidfd)
+            return await self._fork(sock, lambda rid: spawn_request(rid, self.family, policy, judge), pidfd, holder)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(holder.pid, signal.SIGKILL)
+            await holder.wait()
+            raise
+        finally:
+            os.close(info_r)
+
+    async def start_plain_worker(self, env: dict[str, str], judge: bool = False) -> ForkedProcess:
+        """A worker of this family without a sandbox (its environment ``env``), forked from the warm server."""
+        sock = await self._ensure()
+        return await self._fork(sock, lambda rid: plain_request(rid, self.family, env, judge))
+
+    async def _fork(
+        self,
+        sock: socket.socket,
+        request: Callable[[int], dict[str, Any]],
+        pidfd: int | None = None,
+        holder: asyncio.subprocess.Process | None = None,
+    ) -> ForkedProcess:
+        """Send one start (the worker's three pipes, after the sandbox's pidfd if any) and wrap its fork."""
+        loop = asyncio.get_running_loop()
+        fds: list[int] = [] if pidfd is None else [pidfd]  # what the fork server gets (closed here either way)
+        ours: list[int] = []  # our ends of the worker's pipes, until streams own them
+        try:
             stdin_r, stdin_w = os.pipe()
             stdout_r, stdout_w = os.pipe()
             stderr_r, stderr_w = os.pipe()
@@ -238,7 +276,7 @@ class ForkServer:
             request_id = next(self._ids)
             reply: asyncio.Future[int] = loop.create_future()
             self._replies[request_id] = reply
-            message = json.dumps(spawn_request(request_id, self.family, policy, judge)).encode()
+            message = json.dumps(request(request_id)).encode()
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
             try:
                 await _send_with_fds(sock, message, ancillary)
@@ -256,12 +294,8 @@ class ForkServer:
         except BaseException:
             for fd in ours:
                 os.close(fd)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(holder.pid, signal.SIGKILL)
-            await holder.wait()
             raise
         finally:
-            os.close(info_r)
             for fd in fds:  # the fork server has its own copies now (or never will)
                 os.close(fd)
 

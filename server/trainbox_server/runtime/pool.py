@@ -132,6 +132,12 @@ class FamilyPool:
         self._forkserver_failed = False
 
     @property
+    def forks(self) -> bool:
+        """Its workers may fork from a warm server (the registry says its preload is fork-safe)."""
+        declared = FAMILIES.get(family_of(self.config.name))
+        return declared is not None and declared.forks
+
+    @property
     def judged(self) -> bool:
         """Rewards come from the family's evaluator process (see ``judge``)."""
         declared = FAMILIES.get(family_of(self.config.name))
@@ -283,11 +289,17 @@ class FamilyPool:
             self._starts.add(self._spawn_task(self._start_one()))
 
     async def _start_worker(self, judge: bool = False) -> WorkerProcess:
-        """A fresh instance worker (or the evaluator): forked from the family's fork server (sandboxed families,
-        as root), else its own interpreter. A fork server that never comes up is logged once and not tried
-        again; a failed start is tried once more (a server that died under it is replaced first)."""
+        """A fresh instance worker (or the evaluator): forked from the family's fork server where the family
+        forks (sandboxed families as root; the others always), else its own interpreter. A fork server that
+        never comes up is logged once and not tried again; a failed start is tried once more (a server that
+        died under it is replaced first)."""
         spec = self.config.spec(judge=judge)
-        if self._forkserver is None and spec.sandboxed and not self._forkserver_failed and forkclient.enabled():
+        if (
+            self._forkserver is None
+            and self.forks
+            and not self._forkserver_failed
+            and forkclient.enabled(spec.sandboxed)
+        ):
             instance_spec = self.config.spec()  # the server's environment is an instance worker's, never the judge's
             self._forkserver = forkclient.ForkServer(spec.family, spec.python, instance_spec.forkserver_env())
         for attempt in (1, 2):

@@ -91,6 +91,8 @@ class WorkerSpec:
     def forkserver_env(self) -> dict[str, str]:
         """The fork server's environment: exactly a worker's (its forks inherit the interpreter's snapshot of
         it, ``posix.environ``, so nothing else may be in it). It runs outside the sandbox, and no model code."""
+        if not self.sandboxed:
+            return self.command()[1]
         return dict(self.sandbox_policy()[0].env)
 
 
@@ -121,11 +123,13 @@ class WorkerProcess:
 
     @classmethod
     async def start(cls, spec: WorkerSpec, forkserver: ForkServer | None = None) -> WorkerProcess:
-        """Start a worker: its own interpreter, or (``forkserver``, sandboxed families) a fork of a warm one."""
+        """Start a worker: its own interpreter, or (``forkserver``) a fork of a warm one."""
         proc: asyncio.subprocess.Process | ForkedProcess
-        if forkserver is not None:
+        if forkserver is not None and spec.sandboxed:
             policy, tools = spec.sandbox_policy()
             proc = await forkserver.start_worker(policy, tools, judge=spec.judge)
+        elif forkserver is not None:
+            proc = await forkserver.start_plain_worker(spec.command()[1], judge=spec.judge)
         else:
             argv, env = spec.command()
             proc = await asyncio.create_subprocess_exec(

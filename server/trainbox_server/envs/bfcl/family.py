@@ -50,6 +50,11 @@ class BfclFamily:
         prepare_bfcl_import()
         self._splits: dict[str, list[str]] | None = None
 
+    def preload(self) -> None:
+        """What the fork server loads once for all its forks (``runtime.forkserver``): the same as ``warm``
+        (the engine, the checker, the dataset's tasks; no instance)."""
+        self.warm()
+
     def warm(self) -> None:
         """Before the first create (the warm pool calls this): parse the dataset, import the checker and the
         environment classes, then freeze what was loaded out of the garbage collector's way."""
