@@ -102,6 +102,10 @@ async def test_nothing_outlives_the_runtime() -> None:
         pool, worker = rt.instances[instance]
         assert pool._forkserver is not None and pool._forkserver.proc is not None
         pids = [pool._forkserver.proc.pid, worker.pid, *descendants(pool._forkserver.proc.pid)]
+        forked = worker.proc
+        assert isinstance(forked, ForkedProcess) and len(forked.pipes) == 2
+    # none of our ends of its pipes, once the runtime closed (an open one would outlive the event loop)
+    assert all(transport.is_closing() for transport, _ in forked.pipes) and forked.stdin.is_closing()
     assert not await gone(pids), "processes outlived their runtime"
 
 

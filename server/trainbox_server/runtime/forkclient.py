@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 HOLDER = ["/bin/sh", "-c", "echo ready && exec sleep infinity"]  # keeps the sandbox up for the worker to join
 START_TIMEOUT = 120.0
+PIPES_CLOSE = 5.0  # after a worker's exit, the longest its pipes may stay open before we close our ends
 
 
 def enabled(sandboxed: bool = True) -> bool:
@@ -83,6 +84,7 @@ class ForkedProcess:
         self.stdout = stdout
         self.stderr = stderr
         self.returncode: int | None = None
+        self.pipes: list[tuple[asyncio.ReadTransport, _PipeProtocol]] = []  # stdout's and stderr's
         self._exited = exited
         exited.add_done_callback(self._on_exit)
 
@@ -113,11 +115,22 @@ class ForkedProcess:
                 os.killpg(self.holder.pid, signal.SIGKILL)
 
     async def wait(self) -> int:
+        """The exit code, once the worker exited and its pipes closed (what the worker wrote last is read,
+        and no pipe is left open when the event loop ends), as an asyncio subprocess's ``wait``."""
         code = await asyncio.shield(self._exited)
         if self.holder is not None:
             with contextlib.suppress(ProcessLookupError):
                 await self.holder.wait()
+        if self.pipes:
+            await asyncio.wait([protocol.lost for _, protocol in self.pipes], timeout=PIPES_CLOSE)
+        self.close_pipes()  # (a descendant that still holds one: we stop reading it)
         return code
+
+    def close_pipes(self) -> None:
+        """Close our ends of its pipes now (what it writes from here on is not read)."""
+        for transport, _ in self.pipes:
+            transport.close()
+        self.stdin.close()
 
 
 class ForkServer:
@@ -286,11 +299,28 @@ class ForkServer:
                 raise EnvironmentUnavailable(f"the {self.family} fork server is gone ({exc})") from None
             pid = await asyncio.wait_for(reply, START_TIMEOUT)
             exited = self._exits.get(pid) or loop.create_future()
-            ours.clear()  # from here the streams own (and close) them
-            stdin = await _writer(loop, stdin_w)
-            stdout = await _reader(loop, stdout_r)
-            stderr = await _reader(loop, stderr_r)
-            return ForkedProcess(pid, holder, exited, stdin, stdout, stderr)
+            made: list[asyncio.BaseTransport] = []  # each fd is the stream's once wrapped (a cancelled start
+            try:  # here, e.g. its pool closing, must neither leave a transport open nor its fork running)
+                ours.remove(stdin_w)
+                stdin = await _writer(loop, stdin_w)
+                made.append(stdin.transport)
+                ours.remove(stdout_r)
+                stdout, stdout_pipe, stdout_protocol = await _reader(loop, stdout_r)
+                made.append(stdout_pipe)
+                ours.remove(stderr_r)
+                stderr, stderr_pipe, stderr_protocol = await _reader(loop, stderr_r)
+                made.append(stderr_pipe)
+            except BaseException:
+                for transport in made:
+                    transport.close()
+                if holder is None:  # (a sandboxed one goes with its bubblewrap: the caller kills that)
+                    for kill in (os.killpg, os.kill):
+                        with contextlib.suppress(ProcessLookupError):
+                            kill(pid, signal.SIGKILL)
+                raise
+            forked = ForkedProcess(pid, holder, exited, stdin, stdout, stderr)
+            forked.pipes = [(stdout_pipe, stdout_protocol), (stderr_pipe, stderr_protocol)]
+            return forked
         except BaseException:
             for fd in ours:
                 os.close(fd)
@@ -327,10 +357,25 @@ async def _send_with_fds(sock: socket.socket, message: bytes, ancillary: list[tu
     raise EnvironmentUnavailable("the fork server does not take requests")
 
 
-async def _reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
+class _PipeProtocol(asyncio.StreamReaderProtocol):
+    """A read pipe's protocol that says when the pipe closed (``lost``), as a subprocess transport knows."""
+
+    def __init__(self, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(reader, loop=loop)
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+async def _reader(
+    loop: asyncio.AbstractEventLoop, fd: int
+) -> tuple[asyncio.StreamReader, asyncio.ReadTransport, _PipeProtocol]:
     reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", 0))
-    return reader
+    transport, protocol = await loop.connect_read_pipe(lambda: _PipeProtocol(reader, loop), os.fdopen(fd, "rb", 0))
+    return reader, transport, protocol
 
 
 async def _writer(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamWriter:

@@ -150,6 +150,8 @@ class WorkerProcess:
             raise
         except asyncio.CancelledError:  # its pool closed while it started: the process goes with the start
             worker.kill("start cancelled")
+            if isinstance(proc, ForkedProcess):  # and its pipes (nothing waits for it: the loop may end now)
+                proc.close_pipes()
             raise
         return worker
 
@@ -232,7 +234,8 @@ class WorkerProcess:
         except Exception:
             log.exception("worker %s sent an unreadable frame", self.pid)
         code = await self.proc.wait()
-        if self.spec.sandboxed and code > 128:  # bubblewrap exits 128 + N when its child died of signal N
+        # bubblewrap exits 128 + N when its child died of signal N, and a fork server reports the same
+        if (self.spec.sandboxed or isinstance(self.proc, ForkedProcess)) and code > 128:
             code = 128 - code
         self._die(_describe_exit(code))
 
