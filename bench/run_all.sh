@@ -8,6 +8,7 @@
 #   operator_scale.json        1,000 TrainingInstances to Ready and released by TTL (real control plane)
 #   real_pods.json             helm install to a Ready sandbox on real pods; TrainingInstance to Ready
 #   fork.json                  fork latency vs replaying the prefix in a new instance (BFCL; AppWorld on the builder's data)
+#   episode_cpu.json           CPU per BFCL episode through the service, by process (front, host, workers, Ray, client)
 # Pass --quick to scale the service benchmark down (a check of the machinery, not numbers to quote).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ step "WebShop: create from the warm pool, step, memory per live instance"
 .venv/bin/python -m bench.webshop
 step "service: trainbox vs the reference"
 .venv/bin/python -m bench.compare_reference "$@"
+step "CPU per BFCL episode through the service, by process"
+.venv/bin/python -m bench.episode_cpu
 step "fork vs replaying the prefix"
 AW=$(mktemp -d)
 PYTHONPATH=server .venvs/appworld/bin/python -m trainbox_server.envs.appworld.dataset --root "$AW" >/dev/null
