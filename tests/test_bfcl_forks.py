@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from trainbox_server.errors import InstanceLost, StepTimeout
-from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
+from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig, forkclient
 from trainbox_server.runtime.forkclient import ForkedProcess
 
 from tests.servicekit import descendants
@@ -116,3 +117,41 @@ async def test_with_the_fork_server_off_workers_start_their_own_interpreter(monk
         pool, worker = rt.instances[instance]
         assert pool._forkserver is None and not isinstance(worker.proc, ForkedProcess)
         await rt.step(instance, LS)
+
+
+async def test_a_start_cancelled_while_its_pipes_are_wrapped_leaves_nothing(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool closing cancels the starts in flight: one cancelled halfway through wrapping its pipes must
+    close every pipe end and kill its fork (the wrap is held at its second stream, deterministically)."""
+    instance = (await runtime.create("bfcl", TASK)).instance_id
+    pool = runtime.instances[instance][0]
+    await runtime.close(instance)
+    server = pool._forkserver
+    assert server is not None and server.proc is not None
+    held, release = asyncio.Event(), asyncio.Event()
+    original, calls = forkclient._reader, []
+
+    async def held_reader(loop: asyncio.AbstractEventLoop, fd: int) -> object:
+        calls.append(fd)
+        if len(calls) == 2:  # stdin's writer and stdout's reader are made: hold stderr's
+            held.set()
+            await release.wait()
+        return await original(loop, fd)
+
+    monkeypatch.setattr(forkclient, "_reader", held_reader)
+    before, fds_before = set(descendants(server.proc.pid)), set(os.listdir("/proc/self/fd"))
+    start = asyncio.create_task(pool._start_worker())
+    await asyncio.wait_for(held.wait(), 30)
+    forked = set(descendants(server.proc.pid)) - before
+    assert forked, "no fork was made"
+    start.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await start
+    release.set()
+    for _ in range(50):  # the wrap finishes by itself, and what it made is closed
+        await asyncio.sleep(0.02)
+    assert not await gone(sorted(forked)), "the cancelled start's fork is still running"
+    gc.collect()  # an unclosed transport would warn here, failing this test
+    left = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in set(os.listdir("/proc/self/fd")) - fds_before}
+    assert not {fd: what for fd, what in left.items() if what.startswith("pipe:")}, "pipe ends left open"

@@ -299,20 +299,19 @@ class ForkServer:
                 raise EnvironmentUnavailable(f"the {self.family} fork server is gone ({exc})") from None
             pid = await asyncio.wait_for(reply, START_TIMEOUT)
             exited = self._exits.get(pid) or loop.create_future()
-            made: list[asyncio.BaseTransport] = []  # each fd is the stream's once wrapped (a cancelled start
-            try:  # here, e.g. its pool closing, must neither leave a transport open nor its fork running)
-                ours.remove(stdin_w)
-                stdin = await _writer(loop, stdin_w)
-                made.append(stdin.transport)
-                ours.remove(stdout_r)
-                stdout, stdout_pipe, stdout_protocol = await _reader(loop, stdout_r)
-                made.append(stdout_pipe)
-                ours.remove(stderr_r)
-                stderr, stderr_pipe, stderr_protocol = await _reader(loop, stderr_r)
-                made.append(stderr_pipe)
+            # Wrapping the pipes in streams is not cancelled with the start (its pool closing): a wrap cut
+            # halfway would leave a transport open or an fd owned twice. A cancelled start lets it finish,
+            # closes what it made, and kills its fork.
+            wrapping = asyncio.ensure_future(_streams(loop, stdin_w, stdout_r, stderr_r))
+            ours.clear()  # the wrap owns them now (and closes them if it fails)
+            try:
+                (
+                    stdin,
+                    (stdout, stdout_pipe, stdout_protocol),
+                    (stderr, stderr_pipe, stderr_protocol),
+                ) = await asyncio.shield(wrapping)
             except BaseException:
-                for transport in made:
-                    transport.close()
+                wrapping.add_done_callback(_close_streams)
                 if holder is None:  # (a sandboxed one goes with its bubblewrap: the caller kills that)
                     for kill in (os.killpg, os.kill):
                         with contextlib.suppress(ProcessLookupError):
@@ -344,6 +343,45 @@ class ForkServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
+
+
+Streams = tuple[
+    asyncio.StreamWriter,
+    tuple[asyncio.StreamReader, asyncio.ReadTransport, "_PipeProtocol"],
+    tuple[asyncio.StreamReader, asyncio.ReadTransport, "_PipeProtocol"],
+]
+
+
+async def _streams(loop: asyncio.AbstractEventLoop, stdin_w: int, stdout_r: int, stderr_r: int) -> Streams:
+    """A worker's three pipes as streams; on failure, nothing of them is left open."""
+    fds = [stdin_w, stdout_r, stderr_r]
+    made: list[asyncio.BaseTransport] = []
+    try:
+        fds.remove(stdin_w)
+        stdin = await _writer(loop, stdin_w)
+        made.append(stdin.transport)
+        fds.remove(stdout_r)
+        stdout = await _reader(loop, stdout_r)
+        made.append(stdout[1])
+        fds.remove(stderr_r)
+        stderr = await _reader(loop, stderr_r)
+        return stdin, stdout, stderr
+    except BaseException:
+        for transport in made:
+            transport.close()
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _close_streams(wrapping: asyncio.Future[Streams]) -> None:
+    """Close the streams of a start that was cancelled while they were made (a failed wrap closed its own)."""
+    if wrapping.cancelled() or wrapping.exception() is not None:
+        return
+    stdin, stdout, stderr = wrapping.result()
+    stdin.close()
+    stdout[1].close()
+    stderr[1].close()
 
 
 async def _send_with_fds(sock: socket.socket, message: bytes, ancillary: list[tuple[int, int, bytes]]) -> None:
