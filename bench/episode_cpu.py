@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.loadkit import process_role
 from tests.loadclient import load_client
 from tests.servicekit import RayCluster, start_service
 
@@ -27,19 +28,6 @@ RESULTS = Path(__file__).parent / "results" / "episode_cpu.json"
 TASK = "multi_turn_base_15"
 TICK = os.sysconf("SC_CLK_TCK")
 FAMILIES = '{"bfcl": {"warm": 1, "processes": 2}}'
-
-
-def role(cmdline: str) -> str | None:
-    """Which part of the service a process is (pure), None for the rest of the machine."""
-    if "trainbox_server serve" in cmdline:
-        return "front"
-    if cmdline.startswith("ray::InstanceHost"):
-        return "host"
-    if "trainbox_server.runtime.worker" in cmdline or "trainbox_server.runtime.forkserver" in cmdline:
-        return "workers"
-    if "/ray/" in cmdline or cmdline.startswith("ray::"):
-        return "ray"
-    return None
 
 
 def cpu_by_pid() -> dict[tuple[int, str], tuple[float, str]]:
@@ -84,8 +72,9 @@ def measure(url: str, count: int, concurrency: int) -> dict[str, Any]:
     after = cpu_by_pid()
     roles: dict[str, float] = {"client": client}
     for key, (cpu, cmdline) in after.items():
-        name = role(cmdline)
-        if name is not None:
+        found = process_role(cmdline)
+        if found is not None:
+            name = "workers" if found == "worker" else found
             roles[name] = roles.get(name, 0.0) + cpu - before.get(key, (0.0, ""))[0]
     return {
         "episodes": count,

@@ -149,6 +149,21 @@ def _rss_pss_kib(pid: int) -> tuple[int, int]:
     return values.get("Rss", 0), values.get("Pss", 0)
 
 
+def process_role(cmdline: str) -> str | None:
+    """Which part of the service a process is, by its command line (pure): ``front``, ``host``, ``worker``
+    (a BFCL or AppWorld worker, or the fork server its workers are forks of: they share its command line),
+    ``ray`` (Ray's own processes), or None for the rest of the machine."""
+    if "trainbox_server serve" in cmdline:
+        return "front"
+    if cmdline.startswith("ray::InstanceHost"):
+        return "host"
+    if "trainbox_server.runtime.worker" in cmdline or "trainbox_server.runtime.forkserver" in cmdline:
+        return "worker"
+    if "/ray/" in cmdline or cmdline.startswith("ray::"):
+        return "ray"
+    return None
+
+
 def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

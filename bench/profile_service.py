@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench import phases
-from bench.loadkit import cpu_seconds, sample_tree, tree_pids
+from bench.loadkit import cpu_seconds, process_role, sample_tree, tree_pids
 from bench.workload import MemoryGate, TrainboxV1, build_episodes
 from tests.servicekit import RayCluster, start_service
 
@@ -25,17 +25,13 @@ OUT = Path("/tmp/trainbox-profile")
 
 
 def role(pid: int) -> str | None:
+    """The front, the host actor and the workers (the processes py-spy reads; not Ray's own)."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return None
-    if "trainbox_server serve" in cmd:
-        return "front"
-    if cmd.startswith("ray::InstanceHost"):
-        return "host"
-    if "trainbox_server.runtime.worker" in cmd:
-        return "worker"
-    return None
+    found = process_role(cmd)
+    return found if found in ("front", "host", "worker") else None
 
 
 def summarize(path: Path, top: int) -> list[str]:

@@ -8,6 +8,7 @@ started in its own session and stopped by process group.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -39,6 +40,24 @@ def free_port() -> int:
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (Ray moves its workers into sessions of their own)."""
     return [child for child, _ in proctree.descendants(pid)]
+
+
+async def survivors(pids: list[int], within: float = 10.0) -> list[int]:
+    """Those of ``pids`` still running (not zombies) once they had ``within`` seconds to go."""
+    alive = list(pids)
+    for _ in range(int(within / 0.1)):
+        alive = [pid for pid in pids if _running(pid)]
+        if not alive:
+            return []
+        await asyncio.sleep(0.1)
+    return alive
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:

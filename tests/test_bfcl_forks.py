@@ -17,7 +17,7 @@ from trainbox_server.errors import InstanceLost, StepTimeout
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig, forkclient
 from trainbox_server.runtime.forkclient import ForkedProcess
 
-from tests.servicekit import descendants
+from tests.servicekit import descendants, survivors
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 TASK = "multi_turn_base_15"
@@ -38,16 +38,6 @@ def environ(pid: int) -> dict[str, str]:
 
 def stat_fields(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
-
-
-async def gone(pids: list[int], within: float = 10.0) -> list[int]:
-    """Those of ``pids`` still running (not zombies) after ``within`` seconds."""
-    for _ in range(int(within / 0.1)):
-        alive = [p for p in pids if os.path.exists(f"/proc/{p}") and stat_fields(p)[0] != "Z"]
-        if not alive:
-            return []
-        await asyncio.sleep(0.1)
-    return alive
 
 
 async def test_workers_are_plain_forks_with_their_own_session_and_a_workers_environment(runtime: Runtime) -> None:
@@ -72,7 +62,7 @@ async def test_a_worker_killed_by_its_timeout_is_reaped_and_replaced(runtime: Ru
     pid = worker.pid
     with pytest.raises(StepTimeout):
         await runtime.step(instance, {"role": "assistant", "content": "[power(base=3, exponent=1000000000)]"})
-    assert not await gone([pid]), "the killed worker was not reaped"
+    assert not await survivors([pid]), "the killed worker was not reaped"
     assert worker.proc.returncode == 128 + 9
     fresh = (await runtime.create("bfcl", TASK)).instance_id
     assert runtime.instances[fresh][1].pid != pid
@@ -88,7 +78,7 @@ async def test_a_killed_fork_server_takes_its_workers_and_is_replaced(runtime: R
     old_pid, worker_pid = server.proc.pid, worker.pid
     os.kill(old_pid, 9)
     # its exit can no longer be learnt: the worker is killed, not orphaned
-    assert not await gone([worker_pid]), "a worker outlived its fork server"
+    assert not await survivors([worker_pid]), "a worker outlived its fork server"
     with contextlib.suppress(InstanceLost):  # (BFCL restores an instance of a dead worker where it can)
         await runtime.close(instance)
     again = (await runtime.create("bfcl", TASK)).instance_id
@@ -107,7 +97,7 @@ async def test_nothing_outlives_the_runtime() -> None:
         assert isinstance(forked, ForkedProcess) and len(forked.pipes) == 2
     # none of our ends of its pipes, once the runtime closed (an open one would outlive the event loop)
     assert all(transport.is_closing() for transport, _ in forked.pipes) and forked.stdin.is_closing()
-    assert not await gone(pids), "processes outlived their runtime"
+    assert not await survivors(pids), "processes outlived their runtime"
 
 
 async def test_with_the_fork_server_off_workers_start_their_own_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +141,7 @@ async def test_a_start_cancelled_while_its_pipes_are_wrapped_leaves_nothing(
     release.set()
     for _ in range(50):  # the wrap finishes by itself, and what it made is closed
         await asyncio.sleep(0.02)
-    assert not await gone(sorted(forked)), "the cancelled start's fork is still running"
+    assert not await survivors(sorted(forked)), "the cancelled start's fork is still running"
     gc.collect()  # an unclosed transport would warn here, failing this test
     left = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in set(os.listdir("/proc/self/fd")) - fds_before}
     assert not {fd: what for fd, what in left.items() if what.startswith("pipe:")}, "pipe ends left open"

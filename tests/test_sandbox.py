@@ -16,7 +16,7 @@ from trainbox_server.errors import InstanceLost
 from trainbox_server.runtime import FamilyConfig, Runtime, RuntimeConfig
 from trainbox_server.runtime.forkclient import ForkedProcess
 
-from tests.servicekit import descendants
+from tests.servicekit import descendants, survivors
 
 pytestmark = [pytest.mark.appworld, pytest.mark.asyncio(loop_scope="module")]
 
@@ -170,23 +170,6 @@ async def test_rewards_come_from_the_evaluator(runtime: Runtime, appworld_data: 
     assert (await runtime.evaluate(wrong, {"sparse": True})).reward == 0.0
     for instance in (wrong, right):
         await runtime.close(instance)
-
-
-async def survivors(pids: list[int], within: float = 10.0) -> list[int]:
-    """Those of ``pids`` still running (not zombies) once they had ``within`` seconds to go."""
-    for _ in range(int(within / 0.1)):
-        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _not_zombie(pid)]
-        if not alive:
-            return []
-        await asyncio.sleep(0.1)
-    return alive
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # --- workers forked from the family's fork server (runtime.forkserver) -------------------------------------
