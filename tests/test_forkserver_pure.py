@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
 import pytest
+from trainbox_server.errors import EnvironmentUnavailable
 from trainbox_server.runtime import sandbox
-from trainbox_server.runtime.forkclient import HOLDER, enabled, holder_command, plain_request, spawn_request
-from trainbox_server.runtime.forkserver import capability_lines, exit_code, unprivileged
+from trainbox_server.runtime.forkclient import (
+    HOLDER,
+    enabled,
+    encode_request,
+    holder_command,
+    plain_request,
+    spawn_request,
+)
+from trainbox_server.runtime.forkserver import MAX_MESSAGE, capability_lines, exit_code, unprivileged
 
 DROPPED = """Name:\tpython
 Uid:\t200001\t200001\t200001\t200001
@@ -79,3 +88,10 @@ def test_families_without_a_sandbox_fork_as_any_user_unless_turned_off(monkeypat
     assert enabled(sandboxed=False)
     monkeypatch.setenv("TRAINBOX_FORKSERVER", "off")
     assert not enabled(sandboxed=False) and not enabled(sandboxed=True)
+
+
+def test_a_request_the_server_could_not_read_whole_is_refused_before_it_is_sent() -> None:
+    fits = plain_request(1, "bfcl", {"A": "x" * 1000})
+    assert json.loads(encode_request(fits)) == json.loads(json.dumps(fits))
+    with pytest.raises(EnvironmentUnavailable, match="TRAINBOX_FORKSERVER=off"):
+        encode_request(plain_request(1, "bfcl", {"HUGE": "x" * MAX_MESSAGE}))

@@ -23,6 +23,7 @@ from typing import Any
 
 from trainbox_server.errors import EnvironmentUnavailable
 from trainbox_server.runtime import sandbox
+from trainbox_server.runtime.forkserver import MAX_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,18 @@ def holder_command(policy: sandbox.SandboxPolicy, tools: dict[str, str], info_fd
 def plain_request(request_id: int, family: str, env: dict[str, str], judge: bool = False) -> dict[str, Any]:
     """What the fork server needs to make one worker of a family without a sandbox (pure)."""
     return {"id": request_id, "family": family, "sandboxed": False, "env": sorted(env.items()), "judge": judge}
+
+
+def encode_request(request: dict[str, Any]) -> bytes:
+    """A request as the fork server reads it (pure): one message of at most its receive size, else refused
+    here (the server would read it cut short)."""
+    message = json.dumps(request).encode()
+    if len(message) > MAX_MESSAGE:
+        raise EnvironmentUnavailable(
+            f"a worker start of {len(message)} bytes is over the fork server's {MAX_MESSAGE}: the worker's "
+            "environment is too large; set TRAINBOX_FORKSERVER=off"
+        )
+    return message
 
 
 def spawn_request(request_id: int, family: str, policy: sandbox.SandboxPolicy, judge: bool = False) -> dict[str, Any]:
@@ -289,7 +302,7 @@ class ForkServer:
             request_id = next(self._ids)
             reply: asyncio.Future[int] = loop.create_future()
             self._replies[request_id] = reply
-            message = json.dumps(request(request_id)).encode()
+            message = encode_request(request(request_id))
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
             try:
                 await _send_with_fds(sock, message, ancillary)

@@ -58,7 +58,7 @@ RLIMITS = {
     "cpu_seconds": resource.RLIMIT_CPU,
     "file_bytes": resource.RLIMIT_FSIZE,
 }
-MAX_MESSAGE = 1 << 16
+MAX_MESSAGE = 1 << 17  # a request (a plain one carries the worker's whole environment); the runtime checks it
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
